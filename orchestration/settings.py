@@ -1,0 +1,71 @@
+"""Where the pipeline reads and writes, and as of when: one object shared by the
+`segments` command, the Dagster resources and the schedules."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message is shown to the user as it is."""
+
+
+def parse_as_of(text: str) -> datetime:
+    """An ISO 8601 instant as naive UTC; no offset means UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as error:
+        raise SettingsError(f"--as-of {text!r} is not an ISO 8601 timestamp") from error
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class Settings:
+    landing_dir: Path = Path("data/landing")
+    warehouse: Path = Path("data/warehouse.duckdb")
+    exports_dir: Path = Path("data/exports")
+    as_of: datetime | None = None
+    full_refresh: bool = False
+    dbt_vars: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        as_of = env.get("SEGMENTS_AS_OF")
+        return cls(
+            landing_dir=Path(env.get("SEGMENTS_LANDING_DIR", "data/landing")),
+            warehouse=Path(env.get("SEGMENTS_WAREHOUSE", "data/warehouse.duckdb")),
+            exports_dir=Path(env.get("SEGMENTS_EXPORT_DIR", "data/exports")),
+            as_of=parse_as_of(as_of) if as_of else None,
+        )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def resolved(self) -> Settings:
+        """Absolute paths and a fixed as_of, so every step of one run agrees."""
+        return replace(
+            self,
+            landing_dir=self.landing_dir.expanduser().resolve(),
+            warehouse=self.warehouse.expanduser().resolve(),
+            exports_dir=self.exports_dir.expanduser().resolve(),
+            as_of=self.as_of or utc_now(),
+        )
+
+    @property
+    def as_of_text(self) -> str:
+        if self.as_of is None:
+            raise SettingsError("as_of is not fixed yet; call resolved() first")
+        return self.as_of.strftime("%Y-%m-%d %H:%M:%S.%f")
