@@ -229,10 +229,10 @@ def _stage_file(
         )
     else:
         if landed.file_format == "csv":
-            reader = "read_csv($source, all_varchar = true, header = true)"
+            reader = "read_csv($source, all_varchar = true, header = true, hive_partitioning = false)"
             row_number = "row_number() over ()"
         else:
-            reader = "read_parquet($source, file_row_number = true)"
+            reader = "read_parquet($source, file_row_number = true, hive_partitioning = false)"
             row_number = "src.file_row_number + 1"
         available = [
             row[0] for row in conn.execute(f"describe select * from {reader}", {"source": source})

@@ -1,0 +1,137 @@
+"""The `segments` command: a thin layer over the library, with one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from orchestration.settings import Settings, SettingsError, parse_as_of
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from error
+
+
+def _as_of(text: str):
+    try:
+        return parse_as_of(text)
+    except SettingsError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="segments",
+        description="Behavioral Segments: raw behavioral events in, marts and audiences out.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    gen = commands.add_parser(
+        "generate",
+        help="write a synthetic landing zone (deterministic for a given seed)",
+        description="Write a synthetic landing zone: events/ (one file per day, with late "
+        "and duplicate deliveries), customers/ and erasure_requests/.",
+    )
+    gen.add_argument("--out", type=Path, required=True, help="landing folder to write")
+    gen.add_argument("--users", type=int, required=True, help="number of users")
+    gen.add_argument("--days", type=int, required=True, help="number of days of activity")
+    gen.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    gen.add_argument(
+        "--start", type=_date, default=None, help="first day, YYYY-MM-DD (default 2026-01-01)"
+    )
+    gen.add_argument(
+        "--format", dest="file_format", choices=("parquet", "csv", "jsonl"), default="parquet"
+    )
+    gen.add_argument(
+        "--bad-rate", type=float, default=0.0,
+        help="share of event rows to corrupt, each with one typed defect (default 0)",
+    )
+
+    run = commands.add_parser(
+        "run",
+        help="ingest new landing files and build every mart",
+        description="Materialize the whole Dagster asset graph in process: ingestion, then "
+        "the dbt models and tests. Paths default to the SEGMENTS_* environment variables.",
+    )
+    run.add_argument("--landing", type=Path, help="landing folder (SEGMENTS_LANDING_DIR)")
+    run.add_argument("--warehouse", type=Path, help="DuckDB file (SEGMENTS_WAREHOUSE)")
+    run.add_argument("--exports", type=Path, help="exports folder (SEGMENTS_EXPORT_DIR)")
+    run.add_argument(
+        "--as-of", type=_as_of, help="compute the marts as of this instant, ISO 8601 "
+        "(SEGMENTS_AS_OF; default now, UTC)",
+    )
+    run.add_argument(
+        "--full-refresh", action="store_true", help="rebuild incremental models from scratch"
+    )
+    run.add_argument("--verbose", action="store_true", help="show Dagster's and dbt's logs")
+    return parser
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from orchestration.generator import DEFAULT_START, GeneratorConfig, generate
+
+    config = GeneratorConfig(
+        out=args.out, users=args.users, days=args.days, seed=args.seed,
+        start=args.start or DEFAULT_START, file_format=args.file_format,
+        bad_rate=args.bad_rate,
+    )
+    started = time.monotonic()
+    report = generate(config, progress=lambda message: print(message, flush=True))
+    print(
+        f"wrote {report.events_written:,} events ({report.bad_rows:,} bad rows), "
+        f"{report.customers:,} customers, {report.erasure_requests:,} erasure requests "
+        f"in {report.files_written} files to {args.out} "
+        f"({time.monotonic() - started:.1f} s)"
+    )
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from orchestration.pipeline import format_summary, run_pipeline
+
+    settings = Settings.from_env().with_overrides(
+        landing_dir=args.landing, warehouse=args.warehouse, exports_dir=args.exports,
+        as_of=args.as_of, full_refresh=args.full_refresh or None,
+    ).resolved()
+    if not settings.landing_dir.is_dir():
+        raise SettingsError(f"landing folder {settings.landing_dir} does not exist")
+    print(f"segments run: landing {settings.landing_dir}, as_of {settings.as_of_text} UTC",
+          flush=True)
+    summary = run_pipeline(settings, log_level="INFO" if args.verbose else "WARNING")
+    print(format_summary(summary, settings))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler = {"generate": _generate, "run": _run}[args.command]
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("segments: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - the command's contract is a one-line error
+        print(f"segments {args.command}: error: {one_line(error)}", file=sys.stderr)
+        return 1
+
+
+def one_line(error: BaseException) -> str:
+    """The most specific line of an error: pydantic's own message rather than its header."""
+    details = getattr(error, "errors", None)
+    if callable(details):
+        try:
+            return str(details()[0]["msg"])
+        except (TypeError, IndexError, KeyError):
+            pass
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

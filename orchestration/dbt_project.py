@@ -1,0 +1,58 @@
+"""The one dbt project shared by the Dagster resource and the @dbt_assets, and the pure
+functions that build its command lines."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from dagster_dbt import DbtCliResource, DbtProject
+
+from orchestration.settings import DBT_PROJECT_DIR, Settings
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+def dbt_executable() -> str:
+    """The dbt installed beside this interpreter, so the command works without an
+    activated virtual environment."""
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+
+
+def _newest_source_mtime(project_dir: Path) -> float:
+    sources = [project_dir / "dbt_project.yml", project_dir / "profiles.yml"]
+    for folder in ("models", "macros", "tests"):
+        sources.extend(p for p in (project_dir / folder).rglob("*") if p.is_file())
+    return max(p.stat().st_mtime for p in sources if p.exists())
+
+
+def ensure_manifest(project: DbtProject = dbt_project) -> Path:
+    """Parses the project when its manifest is missing or older than any model, macro or
+    YAML file, so a segment an analyst just added is part of the next run."""
+    manifest = project.manifest_path
+    if not manifest.exists() or manifest.stat().st_mtime < _newest_source_mtime(
+        Path(project.project_dir)
+    ):
+        dbt = DbtCliResource(project_dir=project, dbt_executable=dbt_executable())
+        dbt.cli(["parse", "--quiet"], target_path=project.target_path).wait()
+    return manifest
+
+
+def dbt_vars(settings: Settings) -> dict[str, object]:
+    """The vars of one run: as_of always, plus any override of the project's defaults."""
+    return {**settings.dbt_vars, "segments__as_of": settings.as_of_text}
+
+
+def dbt_build_args(settings: Settings) -> list[str]:
+    args = ["build", "--vars", json.dumps(dbt_vars(settings), sort_keys=True)]
+    if settings.full_refresh:
+        args.append("--full-refresh")
+    return args
+
+
+def dbt_environment(settings: Settings) -> dict[str, str]:
+    """What profiles.yml reads from the environment."""
+    return {"SEGMENTS_WAREHOUSE": str(settings.warehouse)}
