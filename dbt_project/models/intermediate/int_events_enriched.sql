@@ -5,7 +5,7 @@
         unique_key='event_id',
         on_schema_change='append_new_columns',
         post_hook=[
-            "delete from {{ this }} where user_id in (select user_id from {{ ref('stg_raw__erasure_requests') }})"
+            "delete from {{ this }} where user_id in (select identity from {{ ref('stg_raw__erased_identities') }}) or anonymous_id in (select identity from {{ ref('stg_raw__erased_identities') }})"
         ],
     )
 }}

@@ -13,9 +13,9 @@ identity_links as (
 
 ),
 
-erased_users as (
+erased_identities as (
 
-    select user_id from {{ ref('stg_raw__erasure_requests') }}
+    select identity from {{ ref('stg_raw__erased_identities') }}
 
 ),
 
@@ -52,7 +52,7 @@ stitched as (
 final as (
 
     select * from stitched
-    where user_id not in (select user_id from erased_users)
+    where user_id not in (select identity from erased_identities)
 
 )
 

@@ -6,9 +6,9 @@ source as (
 
 ),
 
-erased_users as (
+erased_identities as (
 
-    select user_id from {{ ref('stg_raw__erasure_requests') }}
+    select identity from {{ ref('stg_raw__erased_identities') }}
 
 ),
 
@@ -38,7 +38,7 @@ final as (
         _ingested_at as ingested_at
     from latest
     where version_rank = 1
-        and customer_id not in (select user_id from erased_users)
+        and customer_id not in (select identity from erased_identities)
 
 )
 

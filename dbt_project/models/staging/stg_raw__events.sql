@@ -6,9 +6,9 @@ source as (
 
 ),
 
-erased_users as (
+erased_identities as (
 
-    select user_id from {{ ref('stg_raw__erasure_requests') }}
+    select identity from {{ ref('stg_raw__erased_identities') }}
 
 ),
 
@@ -40,10 +40,12 @@ renamed as (
 
 final as (
 
-    -- Erasure removes every event carrying the user's id. Events linked to the user only
-    -- through an anonymous_id are removed after stitching, in int_events_stitched.
+    -- Erasure removes every event carrying an erased user's id or an anonymous_id seen
+    -- with it.
     select * from renamed
-    where user_id is null or user_id not in (select user_id from erased_users)
+    where (user_id is null or user_id not in (select identity from erased_identities))
+        and (anonymous_id is null
+            or anonymous_id not in (select identity from erased_identities))
 
 )
 

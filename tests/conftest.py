@@ -1,0 +1,93 @@
+"""Shared builders: tiny landing zones written from Python rows, and a pipeline run into a
+temporary warehouse."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from orchestration.pipeline import run_pipeline
+from orchestration.settings import Settings
+
+AS_OF = datetime(2026, 3, 1)
+EVENT_COLUMNS = (
+    "event_id", "event_type", "occurred_at", "user_id", "anonymous_id", "session_id",
+    "product_id", "category", "price", "revenue", "quantity", "order_id",
+    "duration_seconds", "properties",
+)
+
+
+def at(delta: timedelta, base: datetime = AS_OF) -> str:
+    """An ISO 8601 UTC timestamp `delta` after as_of (negative: before)."""
+    return (base + delta).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def event(event_id: str, event_type: str, occurred_at: str, **fields) -> dict:
+    row = {column: None for column in EVENT_COLUMNS}
+    row.update(event_id=event_id, event_type=event_type, occurred_at=occurred_at, **fields)
+    return row
+
+
+def write_rows(path: Path, rows: Iterable[dict], columns: Iterable[str] | None = None) -> Path:
+    """Writes rows as CSV, JSON Lines or Parquet by the file's suffix (.gz compresses)."""
+    rows = list(rows)
+    frame = pd.DataFrame(rows, columns=list(columns) if columns else None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    name = path.name.removesuffix(".gz")
+    if name.endswith(".csv"):
+        frame.to_csv(path, index=False, compression="gzip" if path.suffix == ".gz" else None)
+    elif name.endswith(".parquet"):
+        frame.astype("string").to_parquet(path, index=False)
+    elif name.endswith(".jsonl"):
+        text = "".join(json.dumps(row) + "\n" for row in rows)
+        if path.suffix == ".gz":
+            path.write_bytes(gzip.compress(text.encode()))
+        else:
+            path.write_text(text)
+    else:
+        raise ValueError(path)
+    return path
+
+
+def write_events(landing: Path, name: str, rows: Iterable[dict]) -> Path:
+    return write_rows(landing / "events" / name, rows, EVENT_COLUMNS)
+
+
+def run(landing: Path, warehouse: Path, as_of: datetime = AS_OF, **options) -> None:
+    settings = Settings(
+        landing_dir=landing, warehouse=warehouse, exports_dir=warehouse.parent / "exports",
+        as_of=as_of, **options,
+    )
+    run_pipeline(settings)
+
+
+def query(warehouse: Path, sql: str, params: dict | None = None) -> list[tuple]:
+    conn = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return conn.execute(sql, params or {}).fetchall()
+    finally:
+        conn.close()
+
+
+def row_of(warehouse: Path, table: str, key: str, value: str) -> dict:
+    conn = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        frame = conn.execute(f"select * from {table} where {key} = $v", {"v": value}).df()
+    finally:
+        conn.close()
+    assert len(frame) == 1, f"expected one row in {table} for {key}={value}, got {len(frame)}"
+    return frame.iloc[0].to_dict()
+
+
+@pytest.fixture
+def landing(tmp_path: Path) -> Path:
+    path = tmp_path / "landing"
+    (path / "events").mkdir(parents=True)
+    return path

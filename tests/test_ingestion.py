@@ -1,0 +1,211 @@
+"""Ingestion rules: each file once, duplicates once, bad rows quarantined with a typed
+reason, unreadable files rejected, and the reconciliation always balances."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from orchestration.ingestion import connect, ingest
+from tests.conftest import event, write_events, write_rows
+
+INGESTED_AT = datetime(2026, 3, 2, 12, 0, 0)
+GOOD = {"user_id": "u1"}
+
+
+def ingest_into(tmp_path: Path, landing: Path):
+    conn = connect(tmp_path / "warehouse.duckdb")
+    report = ingest(conn, landing, INGESTED_AT)
+    return conn, report
+
+
+def reasons(conn) -> dict[str, str]:
+    return dict(
+        conn.execute(
+            "select coalesce(case when json_valid(raw_row) then "
+            "json_extract_string(raw_row, '$.event_id') end, '#' || source_row), "
+            "reason from audit.quarantined_events"
+        ).fetchall()
+    )
+
+
+def assert_reconciled(conn) -> None:
+    unbalanced = conn.execute(
+        "select source_file from audit.ingestion_reconciliation "
+        "where rows_landed <> rows_accepted + rows_quarantined + rows_duplicate"
+    ).fetchall()
+    assert unbalanced == []
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        (event(None, "page_view", "2026-03-01T00:00:00Z", **GOOD), "missing_event_id"),
+        (event("e", None, "2026-03-01T00:00:00Z", **GOOD), "missing_event_type"),
+        (event("e", "page_view", "1st of March", **GOOD), "unparseable_timestamp"),
+        (event("e", "page_view", "2026-03-01T00:00:00Z"), "missing_identity"),
+        (event("e", "purchase", "2026-03-01T00:00:00Z", price=-1, **GOOD), "negative_amount"),
+        (event("e", "purchase", "2026-03-01T00:00:00Z", revenue=-5, **GOOD), "negative_amount"),
+        (event("e", "purchase", "2026-03-01T00:00:00Z", quantity=-2, **GOOD), "negative_amount"),
+        (event("e", "purchase", "2026-03-01T00:00:00Z", price="cheap", **GOOD), "invalid_number"),
+        (event("e", "page_view", "2026-03-01T00:00:00Z", properties="{oops", **GOOD),
+         "malformed_properties"),
+        (event("e", "page_view", "2026-03-01T00:00:00Z", properties="[1, 2]", **GOOD),
+         "malformed_properties"),
+        (event("e", "page_view", "2026-03-03T12:00:01Z", **GOOD), "future_timestamp"),
+    ],
+)
+def test_bad_row_is_quarantined_with_its_reason(tmp_path, landing, row, reason):
+    write_events(landing, "bad.csv", [row])
+    conn, report = ingest_into(tmp_path, landing)
+    assert conn.execute("select reason from audit.quarantined_events").fetchall() == [(reason,)]
+    assert conn.execute("select count(*) from raw.events").fetchone()[0] == 0
+    assert report.rows_quarantined == 1
+    assert_reconciled(conn)
+
+
+def test_event_exactly_one_day_after_ingestion_is_not_future(tmp_path, landing):
+    write_events(landing, "a.csv", [event("e", "page_view", "2026-03-03T12:00:00Z", **GOOD)])
+    conn, _ = ingest_into(tmp_path, landing)
+    assert conn.execute("select count(*) from raw.events").fetchone()[0] == 1
+
+
+def test_quarantined_row_keeps_the_whole_raw_row_and_its_file(tmp_path, landing):
+    path = write_events(
+        landing, "a.csv", [event("e9", "page_view", "soon", user_id="u1", category="toys")]
+    )
+    conn, _ = ingest_into(tmp_path, landing)
+    file, row, raw = conn.execute(
+        "select source_file, source_row, raw_row from audit.quarantined_events"
+    ).fetchone()
+    assert (file, row) == (str(path), 1)
+    assert '"category":"toys"' in raw and '"occurred_at":"soon"' in raw
+
+
+def test_duplicates_count_once_and_the_first_ingested_wins(tmp_path, landing):
+    write_events(landing, "1.csv", [
+        event("e1", "page_view", "2026-03-01T00:00:00Z", user_id="first"),
+        event("e1", "page_view", "2026-03-01T00:00:00Z", user_id="second-in-file"),
+    ])
+    write_events(landing, "2.csv", [event("e1", "page_view", "2026-03-01T00:00:00Z",
+                                          user_id="other-file")])
+    conn, report = ingest_into(tmp_path, landing)
+    assert conn.execute("select user_id from raw.events").fetchall() == [("first",)]
+    assert (report.rows_accepted, report.rows_duplicate) == (1, 2)
+    assert_reconciled(conn)
+
+
+def test_duplicate_of_an_earlier_run_is_counted_as_duplicate(tmp_path, landing):
+    write_events(landing, "1.csv", [event("e1", "page_view", "2026-03-01T00:00:00Z", **GOOD)])
+    conn, _ = ingest_into(tmp_path, landing)
+    write_events(landing, "2.csv", [event("e1", "page_view", "2026-03-01T00:00:00Z",
+                                          user_id="late")])
+    report = ingest(conn, landing, INGESTED_AT)
+    assert (report.rows_landed, report.rows_duplicate, report.rows_accepted) == (1, 1, 0)
+    assert conn.execute("select user_id from raw.events").fetchall() == [("u1",)]
+
+
+def test_relanding_the_same_file_changes_nothing(tmp_path, landing):
+    write_events(landing, "1.csv", [event("e1", "page_view", "2026-03-01T00:00:00Z", **GOOD)])
+    conn, _ = ingest_into(tmp_path, landing)
+    before = conn.execute("select count(*) from audit.ingestion_reconciliation").fetchone()
+    report = ingest(conn, landing, INGESTED_AT)
+    assert report.files_skipped == 1 and report.files_ingested == 0
+    assert conn.execute("select count(*) from audit.ingestion_reconciliation").fetchone() == before
+    assert conn.execute("select count(*) from raw.events").fetchone()[0] == 1
+
+
+def test_gzipped_jsonl_with_nested_properties_is_read(tmp_path, landing):
+    rows = [
+        {"event_id": "j1", "event_type": "search", "occurred_at": "2026-03-01T10:00:00+02:00",
+         "anonymous_id": "a1", "properties": {"query": "shoes"}, "price": 3.5},
+        {"event_id": "j2", "event_type": "login", "occurred_at": "2026-03-01 09:00:00",
+         "user_id": "u1", "anonymous_id": "a1"},
+    ]
+    write_rows(landing / "events" / "batch.jsonl.gz", rows)
+    conn, _ = ingest_into(tmp_path, landing)
+    assert conn.execute(
+        "select event_id, occurred_at, price, properties from raw.events order by event_id"
+    ).fetchall() == [
+        ("j1", datetime(2026, 3, 1, 8, 0), 3.5, '{"query":"shoes"}'),
+        ("j2", datetime(2026, 3, 1, 9, 0), None, None),
+    ]
+
+
+def test_malformed_json_line_is_quarantined_and_its_neighbours_accepted(tmp_path, landing):
+    (landing / "events" / "mixed.jsonl").write_text(
+        '{"event_id": "j1", "event_type": "login", "occurred_at": "2026-03-01", "user_id": "u"}\n'
+        "{this is not json\n"
+        '{"event_id": "j2", "event_type": "login", "occurred_at": "2026-03-01", "user_id": "u"}\n'
+    )
+    conn, report = ingest_into(tmp_path, landing)
+    assert (report.rows_landed, report.rows_accepted, report.rows_quarantined) == (3, 2, 1)
+    assert reasons(conn) == {"#2": "malformed_row"}
+
+
+def test_parquet_and_csv_land_side_by_side(tmp_path, landing):
+    write_events(landing, "a.parquet", [event("p1", "page_view", "2026-03-01T00:00:00Z", **GOOD)])
+    write_events(landing, "b.csv.gz", [event("c1", "page_view", "2026-03-01T00:00:00Z", **GOOD)])
+    conn, _ = ingest_into(tmp_path, landing)
+    assert conn.execute("select event_id from raw.events order by 1").fetchall() == [
+        ("c1",), ("p1",)]
+
+
+def test_unreadable_file_is_rejected_with_its_error_and_the_run_goes_on(tmp_path, landing):
+    (landing / "events" / "broken.parquet").write_bytes(b"not a parquet file at all")
+    write_events(landing, "good.csv", [event("g1", "page_view", "2026-03-01T00:00:00Z", **GOOD)])
+    conn, report = ingest_into(tmp_path, landing)
+    assert [Path(p).name for p, _ in report.files_rejected] == ["broken.parquet"]
+    status, error = conn.execute(
+        "select status, error from audit.ingestion_reconciliation "
+        "where source_file like '%broken.parquet'"
+    ).fetchone()
+    assert status == "rejected" and "parquet" in error.lower()
+    assert conn.execute("select count(*) from raw.events").fetchone()[0] == 1
+
+
+def test_unsupported_file_type_is_rejected_not_ignored(tmp_path, landing):
+    (landing / "events" / "notes.txt").write_text("hello")
+    conn, report = ingest_into(tmp_path, landing)
+    assert len(report.files_rejected) == 1 and "unsupported" in report.files_rejected[0][1]
+
+
+def test_header_names_match_case_insensitively_and_extra_columns_are_kept_raw(
+    tmp_path, landing
+):
+    (landing / "events" / "a.csv").write_text(
+        "Event_ID,EVENT_TYPE,Occurred_At,User_Id,campaign\n"
+        "e1,page_view,2026-03-01T00:00:00Z,u1,spring\n"
+    )
+    conn, _ = ingest_into(tmp_path, landing)
+    assert conn.execute("select event_id, user_id from raw.events").fetchall() == [("e1", "u1")]
+
+
+def test_customers_newest_file_wins_and_missing_consent_means_no(tmp_path, landing):
+    write_rows(landing / "customers" / "1.csv",
+               [{"customer_id": "u1", "email": "a@example.com", "consent_email": "true"},
+                {"customer_id": None, "email": "x@example.com", "consent_email": "true"}])
+    conn, report = ingest_into(tmp_path, landing)
+    assert conn.execute(
+        "select customer_id, consent_email, consent_sms from raw.customers"
+    ).fetchall() == [("u1", True, False)]
+    assert reasons(conn) == {"#2": "missing_customer_id"}
+    assert_reconciled(conn)
+
+
+def test_mixed_batch_reconciles_per_file(tmp_path, landing):
+    write_events(landing, "a.csv", [
+        event("e1", "page_view", "2026-03-01T00:00:00Z", **GOOD),
+        event("e1", "page_view", "2026-03-01T00:00:00Z", **GOOD),
+        event("e2", "page_view", "garbage", **GOOD),
+    ])
+    write_events(landing, "b.jsonl", [event("e1", "page_view", "2026-03-01T00:00:00Z", **GOOD),
+                                      event("e3", "page_view", "2026-03-01T00:00:00Z", **GOOD)])
+    conn, _ = ingest_into(tmp_path, landing)
+    rows = conn.execute(
+        "select regexp_extract(source_file, '[^/]+$'), rows_landed, rows_accepted, "
+        "rows_quarantined, rows_duplicate from audit.ingestion_reconciliation order by 1"
+    ).fetchall()
+    assert rows == [("a.csv", 3, 1, 1, 1), ("b.jsonl", 2, 1, 0, 1)]
