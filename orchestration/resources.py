@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -13,13 +14,14 @@ from orchestration.settings import Settings, parse_as_of
 
 class PipelineSettings(dg.ConfigurableResource):
     """Where the landing zone, the warehouse and the exports are, and the run's as_of
-    (empty: the moment the run starts)."""
+    (empty: the moment the run starts), and overrides of the dbt project's vars as JSON."""
 
     landing_dir: str = "data/landing"
     warehouse: str = "data/warehouse.duckdb"
     exports_dir: str = "data/exports"
     as_of: str = ""
     full_refresh: bool = False
+    dbt_vars_json: str = "{}"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PipelineSettings:
@@ -29,6 +31,7 @@ class PipelineSettings(dg.ConfigurableResource):
             exports_dir=str(settings.exports_dir),
             as_of=settings.as_of.isoformat() if settings.as_of else "",
             full_refresh=settings.full_refresh,
+            dbt_vars_json=json.dumps(settings.dbt_vars, sort_keys=True),
         )
 
     def to_settings(self) -> Settings:
@@ -38,6 +41,7 @@ class PipelineSettings(dg.ConfigurableResource):
             exports_dir=Path(self.exports_dir),
             as_of=parse_as_of(self.as_of) if self.as_of else None,
             full_refresh=self.full_refresh,
+            dbt_vars=json.loads(self.dbt_vars_json),
         )
 
 
