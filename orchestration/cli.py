@@ -103,7 +103,7 @@ def _run(args: argparse.Namespace) -> int:
         raise SettingsError(f"landing folder {settings.landing_dir} does not exist")
     print(f"segments run: landing {settings.landing_dir}, as_of {settings.as_of_text} UTC",
           flush=True)
-    summary = run_pipeline(settings, log_level="INFO" if args.verbose else "WARNING")
+    summary = run_pipeline(settings, log_level="INFO" if args.verbose else "CRITICAL")
     print(format_summary(summary, settings))
     return 0
 

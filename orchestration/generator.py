@@ -237,7 +237,7 @@ select
          else printf('ev-%d-%04d-%08d', $seed, day, seq) end as event_id,
     case when bad = 2 then null else $event_types[etype + 1] end as event_type,
     case when bad = 3 then 'not a timestamp'
-         when bad = 7 then strftime(make_timestamp((ts + 400 * 86400) * 1000000),
+         when bad = 7 then strftime(make_timestamp((ts + 36500 * cast(86400 as bigint)) * 1000000),
                                     '%Y-%m-%dT%H:%M:%SZ')
          else strftime(make_timestamp(ts * 1000000), '%Y-%m-%dT%H:%M:%SZ') end as occurred_at,
     case when carries_user and bad <> 4 then printf('u%07d', "user") end as user_id,
@@ -246,7 +246,8 @@ select
     case when session >= 0 then printf('s-%04d-%07d', day, session) end as session_id,
     case when product >= 0 then printf('p%05d', product) end as product_id,
     case when category >= 0 then $categories[category + 1] end as category,
-    case when isnan(price) then null when bad = 5 then -price else price end as price,
+    case when bad = 5 then -abs(coalesce(nullif(price, 'nan'::double), 1.0))
+         when isnan(price) then null else price end as price,
     case when quantity >= 0 then quantity end as quantity,
     case when order_session >= 0 then printf('o-%04d-%07d', day, order_session) end as order_id,
     case when not isnan(revenue) then revenue end as revenue,

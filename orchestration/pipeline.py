@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -34,20 +34,49 @@ class RunSummary:
 MART_TABLES = ("user_metrics", "cart_abandonments", "customer_rfm", "cohort_retention")
 
 
+DBT_ERRORS_MARKER = "Errors parsed from dbt logs:"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_DBT_NODE_ERROR = re.compile(r"^(Runtime|Compilation|Database|Parsing) Error in (\w+ \w+)")
+
+
+def _reason(message: str) -> str:
+    """One line of an error message. When dagster-dbt wrapped a dbt failure, dbt's own
+    error: "model int_x: Binder Error: ..." rather than the command that failed."""
+    message = _ANSI.sub("", message)
+    if DBT_ERRORS_MARKER in message:
+        lines = [line.strip() for line in message.split(DBT_ERRORS_MARKER, 1)[1].splitlines()]
+        lines = [line for line in lines if line]
+        for index, line in enumerate(lines):
+            node = _DBT_NODE_ERROR.match(line)
+            if node and index + 1 < len(lines):
+                return f"{node.group(2)}: {lines[index + 1]}"
+        return lines[0] if lines else "dbt failed"
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not lines:
+        return "unknown error"
+    first = lines[0]
+    # "package.module.ErrorClass: text" -> "text"
+    return first.split(": ", 1)[1] if re.match(r"^[\w.]+Error: ", first) else first
+
+
 def _failure_reason(result: dg.ExecuteInProcessResult) -> str:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data is not None:
             error = event.step_failure_data.error
-            message = error.message.strip().splitlines()[0] if error else "unknown error"
-            cause = error.cause if error else None
-            while cause is not None:
-                message = cause.message.strip().splitlines()[0]
-                cause = cause.cause
-            return f"step {event.step_key} failed: {message}"
+            # Dagster wraps the asset's own error; report that one, not the wrapper.
+            while error is not None and error.cause is not None and error.cls_name in (
+                "DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"
+            ):
+                error = error.cause
+            return f"{event.step_key} failed: {_reason(error.message if error else '')}"
     return "the run failed"
 
 
-def run_pipeline(settings: Settings, log_level: str = "WARNING") -> RunSummary:
+def run_pipeline(settings: Settings, log_level: str = "CRITICAL") -> RunSummary:
+    """Runs the asset graph; Dagster's console log shows only `log_level` and above (the
+    failure itself comes back as a one-line PipelineError)."""
     settings = settings.resolved()
     started = time.monotonic()
     result = dg.materialize(
@@ -99,5 +128,3 @@ def format_summary(summary: RunSummary, settings: Settings) -> str:
     ]
     return "\n".join(lines)
 
-
-ProgressCallback = Callable[[str], None]
