@@ -49,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
         "--format", dest="file_format", choices=("parquet", "csv", "jsonl"), default="parquet"
     )
     gen.add_argument(
-        "--bad-rate", type=float, default=0.0,
+        "--bad-rate",
+        type=float,
+        default=0.0,
         help="share of event rows to corrupt, each with one typed defect (default 0)",
     )
 
@@ -63,8 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--warehouse", type=Path, help="DuckDB file (SEGMENTS_WAREHOUSE)")
     run.add_argument("--exports", type=Path, help="exports folder (SEGMENTS_EXPORT_DIR)")
     run.add_argument(
-        "--as-of", type=_as_of, help="compute the marts as of this instant, ISO 8601 "
-        "(SEGMENTS_AS_OF; default now, UTC)",
+        "--as-of",
+        type=_as_of,
+        help="compute the marts as of this instant, ISO 8601 (SEGMENTS_AS_OF; default now, UTC)",
     )
     run.add_argument(
         "--full-refresh", action="store_true", help="rebuild incremental models from scratch"
@@ -77,8 +80,12 @@ def _generate(args: argparse.Namespace) -> int:
     from orchestration.generator import DEFAULT_START, GeneratorConfig, generate
 
     config = GeneratorConfig(
-        out=args.out, users=args.users, days=args.days, seed=args.seed,
-        start=args.start or DEFAULT_START, file_format=args.file_format,
+        out=args.out,
+        users=args.users,
+        days=args.days,
+        seed=args.seed,
+        start=args.start or DEFAULT_START,
+        file_format=args.file_format,
         bad_rate=args.bad_rate,
     )
     started = time.monotonic()
@@ -95,14 +102,22 @@ def _generate(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from orchestration.pipeline import format_summary, run_pipeline
 
-    settings = Settings.from_env().with_overrides(
-        landing_dir=args.landing, warehouse=args.warehouse, exports_dir=args.exports,
-        as_of=args.as_of, full_refresh=args.full_refresh or None,
-    ).resolved()
+    settings = (
+        Settings.from_env()
+        .with_overrides(
+            landing_dir=args.landing,
+            warehouse=args.warehouse,
+            exports_dir=args.exports,
+            as_of=args.as_of,
+            full_refresh=args.full_refresh or None,
+        )
+        .resolved()
+    )
     if not settings.landing_dir.is_dir():
         raise SettingsError(f"landing folder {settings.landing_dir} does not exist")
-    print(f"segments run: landing {settings.landing_dir}, as_of {settings.as_of_text} UTC",
-          flush=True)
+    print(
+        f"segments run: landing {settings.landing_dir}, as_of {settings.as_of_text} UTC", flush=True
+    )
     summary = run_pipeline(settings, log_level="INFO" if args.verbose else "CRITICAL")
     print(format_summary(summary, settings))
     return 0

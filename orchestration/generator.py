@@ -21,8 +21,18 @@ import pyarrow as pa
 
 DEFAULT_START = date(2026, 1, 1)
 CATEGORIES = (
-    "electronics", "apparel", "home", "beauty", "sports", "toys",
-    "books", "grocery", "garden", "automotive", "jewelry", "pets",
+    "electronics",
+    "apparel",
+    "home",
+    "beauty",
+    "sports",
+    "toys",
+    "books",
+    "grocery",
+    "garden",
+    "automotive",
+    "jewelry",
+    "pets",
 )
 SEARCH_TERMS = ("shoes", "headphones", "lamp", "gift", "sale", "jacket", "blender", "tent")
 COUNTRIES = ("US", "GB", "DE", "FR", "NL", "ES", "IT", "CA", "AU", "SE")
@@ -31,13 +41,26 @@ COUNTRIES = ("US", "GB", "DE", "FR", "NL", "ES", "IT", "CA", "AU", "SE")
 PAGE_VIEW, LOGIN, SEARCH, PRODUCT_VIEW, ADD_TO_CART, CHECKOUT, PURCHASE = range(7)
 REMOVE_FROM_CART, EMAIL_OPEN, EMAIL_CLICK = 7, 8, 9
 EVENT_TYPES = (
-    "page_view", "login", "search", "product_view", "add_to_cart", "checkout_started",
-    "purchase", "remove_from_cart", "email_open", "email_click",
+    "page_view",
+    "login",
+    "search",
+    "product_view",
+    "add_to_cart",
+    "checkout_started",
+    "purchase",
+    "remove_from_cart",
+    "email_open",
+    "email_click",
 )
 # Bad-row kinds, in the order of the quarantine reasons they should produce.
 BAD_KINDS = (
-    "missing_event_id", "missing_event_type", "unparseable_timestamp", "missing_identity",
-    "negative_amount", "malformed_properties", "future_timestamp",
+    "missing_event_id",
+    "missing_event_type",
+    "unparseable_timestamp",
+    "missing_identity",
+    "negative_amount",
+    "malformed_properties",
+    "future_timestamp",
 )
 LATE_SHARE = 0.01
 DUPLICATE_SHARE = 0.003
@@ -74,9 +97,7 @@ class _Personas:
         existing = rng.random(n) < 0.3
         self.first_day = np.where(existing, 0, rng.integers(0, max(days, 1), n))
         churns = rng.random(n) < 0.35
-        self.last_day = np.where(
-            churns, self.first_day + rng.geometric(1 / 21, n), days + 1
-        )
+        self.last_day = np.where(churns, self.first_day + rng.geometric(1 / 21, n), days + 1)
         self.visit_prob = np.clip(rng.lognormal(np.log(0.1), 0.8, n), 0.01, 0.8)
         self.daily_engaged = rng.random(n) < 0.03
         self.visit_prob[self.daily_engaged] = 0.9
@@ -147,14 +168,19 @@ def _day_events(
     # Stages of a session, in order; count events per session.
     stage_counts = np.stack(
         [
-            np.ones(s, np.int64), s_login, s_search, s_views, s_cart, s_remove,
-            s_checkout, s_buy,
+            np.ones(s, np.int64),
+            s_login,
+            s_search,
+            s_views,
+            s_cart,
+            s_remove,
+            s_checkout,
+            s_buy,
         ],
         axis=1,
     ).astype(np.int64)
     stage_types = np.array(
-        [PAGE_VIEW, LOGIN, SEARCH, PRODUCT_VIEW, ADD_TO_CART, REMOVE_FROM_CART, CHECKOUT,
-         PURCHASE]
+        [PAGE_VIEW, LOGIN, SEARCH, PRODUCT_VIEW, ADD_TO_CART, REMOVE_FROM_CART, CHECKOUT, PURCHASE]
     )
     per_session = stage_counts.sum(axis=1)
     e_session = np.repeat(np.arange(s), per_session)
@@ -178,9 +204,7 @@ def _day_events(
     quantity = s_quantity[e_session]
     revenue = np.where(e_type == PURCHASE, np.round(price * quantity, 2), np.nan)
     # Time on page: mostly short, a tail of long reads (over three minutes).
-    duration = np.where(
-        viewed, np.round(rng.lognormal(np.log(40), 0.9, n), 1), np.nan
-    )
+    duration = np.where(viewed, np.round(rng.lognormal(np.log(40), 0.9, n), 1), np.nan)
 
     # Identity: anonymous before the login day; the login session links both ids.
     # Identity: anonymous until the session in which the user logs in; from its start on,
@@ -219,12 +243,20 @@ def _day_events(
     mail_time = day_start + rng.integers(6 * 3600, 22 * 3600, mail_users.size)
     m = mail_users.size
     mail = {
-        "user": mail_users, "ts": mail_time, "etype": mail_types,
-        "session": np.full(m, -1), "product": np.full(m, -1), "category": np.full(m, -1),
-        "price": np.full(m, np.nan), "quantity": np.full(m, -1),
-        "order_session": np.full(m, -1), "revenue": np.full(m, np.nan),
-        "duration": np.full(m, np.nan), "search_term": np.full(m, -1),
-        "carries_user": np.ones(m, bool), "carries_anonymous": np.zeros(m, bool),
+        "user": mail_users,
+        "ts": mail_time,
+        "etype": mail_types,
+        "session": np.full(m, -1),
+        "product": np.full(m, -1),
+        "category": np.full(m, -1),
+        "price": np.full(m, np.nan),
+        "quantity": np.full(m, -1),
+        "order_session": np.full(m, -1),
+        "revenue": np.full(m, np.nan),
+        "duration": np.full(m, np.nan),
+        "search_term": np.full(m, -1),
+        "carries_user": np.ones(m, bool),
+        "carries_anonymous": np.zeros(m, bool),
     }
     merged = {key: np.concatenate([events[key], mail[key]]) for key in events}
     order = np.lexsort((merged["etype"], merged["ts"]))
@@ -301,8 +333,10 @@ def generate(
     conn = duckdb.connect()
     conn.execute("set TimeZone = 'UTC'; set threads = 2")
     params = {
-        "seed": config.seed, "event_types": list(EVENT_TYPES),
-        "categories": list(CATEGORIES), "terms": list(SEARCH_TERMS),
+        "seed": config.seed,
+        "event_types": list(EVENT_TYPES),
+        "categories": list(CATEGORIES),
+        "terms": list(SEARCH_TERMS),
     }
     late: dict[int, list[dict[str, np.ndarray]]] = {}
     for day in range(config.days):
@@ -350,19 +384,24 @@ def _write_customers(conn, config, personas: _Personas, start_ts: int, params) -
     p = personas
     rng = np.random.default_rng([config.seed, 2])
     known = np.flatnonzero(p.login_day < config.days)
-    customers = pa.table({
-        "user": known,
-        "signed_up": start_ts + p.login_day[known] * 86_400 + p.login_second[known],
-        "country": rng.integers(0, len(COUNTRIES), known.size),
-        "has_phone": rng.random(known.size) < 0.6,
-        "consent_email": p.email_consent[known],
-        "consent_sms": p.sms_consent[known],
-        "consent_push": p.push_consent[known],
-    })
+    customers = pa.table(
+        {
+            "user": known,
+            "signed_up": start_ts + p.login_day[known] * 86_400 + p.login_second[known],
+            "country": rng.integers(0, len(COUNTRIES), known.size),
+            "has_phone": rng.random(known.size) < 0.6,
+            "consent_email": p.email_consent[known],
+            "consent_sms": p.sms_consent[known],
+            "consent_push": p.push_consent[known],
+        }
+    )
     conn.register("customers", customers)
     _copy(
-        conn, _CUSTOMERS_SQL, {"countries": list(COUNTRIES)},
-        config.out / "customers" / f"customers.{config.file_format}", config.file_format,
+        conn,
+        _CUSTOMERS_SQL,
+        {"countries": list(COUNTRIES)},
+        config.out / "customers" / f"customers.{config.file_format}",
+        config.file_format,
     )
     conn.unregister("customers")
     return int(known.size)

@@ -22,13 +22,30 @@ import duckdb
 
 ENTITY_COLUMNS: dict[str, tuple[str, ...]] = {
     "events": (
-        "event_id", "event_type", "occurred_at", "user_id", "anonymous_id", "session_id",
-        "product_id", "category", "price", "revenue", "quantity", "order_id",
-        "duration_seconds", "properties",
+        "event_id",
+        "event_type",
+        "occurred_at",
+        "user_id",
+        "anonymous_id",
+        "session_id",
+        "product_id",
+        "category",
+        "price",
+        "revenue",
+        "quantity",
+        "order_id",
+        "duration_seconds",
+        "properties",
     ),
     "customers": (
-        "customer_id", "email", "phone", "signed_up_at", "country",
-        "consent_email", "consent_sms", "consent_push",
+        "customer_id",
+        "email",
+        "phone",
+        "signed_up_at",
+        "country",
+        "consent_email",
+        "consent_sms",
+        "consent_push",
     ),
     "erasure_requests": ("user_id", "requested_at"),
 }
@@ -40,9 +57,17 @@ _LINE_SEPARATOR = "chr(30)"
 _IS_JSON_OBJECT = "coalesce(case when json_valid(line) then json_type(line) = 'OBJECT' end, false)"
 
 QUARANTINE_REASONS = (
-    "malformed_row", "missing_event_id", "missing_event_type", "unparseable_timestamp",
-    "missing_identity", "invalid_number", "negative_amount", "malformed_properties",
-    "future_timestamp", "missing_customer_id", "missing_user_id",
+    "malformed_row",
+    "missing_event_id",
+    "missing_event_type",
+    "unparseable_timestamp",
+    "missing_identity",
+    "invalid_number",
+    "negative_amount",
+    "malformed_properties",
+    "future_timestamp",
+    "missing_customer_id",
+    "missing_user_id",
 )
 
 WAREHOUSE_DDL = """
@@ -229,22 +254,29 @@ def _stage_file(
         )
     else:
         if landed.file_format == "csv":
-            reader = "read_csv($source, all_varchar = true, header = true, hive_partitioning = false)"
+            reader = (
+                "read_csv($source, all_varchar = true, header = true, hive_partitioning = false)"
+            )
             row_number = "row_number() over ()"
         else:
             reader = "read_parquet($source, file_row_number = true, hive_partitioning = false)"
             row_number = "src.file_row_number + 1"
         available = [
-            row[0] for row in conn.execute(f"describe select * from {reader}", {"source": source})
-            .fetchall()
+            row[0]
+            for row in conn.execute(
+                f"describe select * from {reader}", {"source": source}
+            ).fetchall()
         ]
         available = [name for name in available if name != "file_row_number"]
         raw_row = (
-            "to_json(src)" if landed.file_format == "csv"
-            else "to_json(struct_pack(" + ", ".join(
+            "to_json(src)"
+            if landed.file_format == "csv"
+            else "to_json(struct_pack("
+            + ", ".join(
                 '"' + n.replace('"', '""') + '" := src."' + n.replace('"', '""') + '"'
                 for n in available
-            ) + "))"
+            )
+            + "))"
         )
         query = (
             f"insert into {staging} select {prefix}, {row_number} as source_row, "
@@ -477,8 +509,13 @@ def ingest(
                     $batch_id, $ingested_at
                 from decided_{landed.entity} where file_seq = $file_seq
                 """,
-                {**params, "path": str(landed.path), "entity": landed.entity,
-                 "sha": landed.sha256, "file_seq": file_seq},
+                {
+                    **params,
+                    "path": str(landed.path),
+                    "entity": landed.entity,
+                    "sha": landed.sha256,
+                    "file_seq": file_seq,
+                },
             )
         for path, entity, sha, error in rejected:
             conn.execute(
@@ -501,8 +538,9 @@ def ingest(
         """,
         {"batch_id": batch_id},
     ).fetchone()
-    (report.rows_landed, report.rows_accepted, report.rows_quarantined,
-     report.rows_duplicate) = totals
+    (report.rows_landed, report.rows_accepted, report.rows_quarantined, report.rows_duplicate) = (
+        totals
+    )
     report.quarantined_by_reason = dict(
         conn.execute(
             "select reason, count(*) from audit.quarantined_events where _batch_id = $batch_id "

@@ -66,8 +66,11 @@ def _failure_reason(result: dg.ExecuteInProcessResult) -> str:
         if event.is_step_failure and event.step_failure_data is not None:
             error = event.step_failure_data.error
             # Dagster wraps the asset's own error; report that one, not the wrapper.
-            while error is not None and error.cause is not None and error.cls_name in (
-                "DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"
+            while (
+                error is not None
+                and error.cause is not None
+                and error.cls_name
+                in ("DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError")
             ):
                 error = error.cause
             return f"{event.step_key} failed: {_reason(error.message if error else '')}"
@@ -127,4 +130,3 @@ def format_summary(summary: RunSummary, settings: Settings) -> str:
         f"warehouse: {settings.warehouse}",
     ]
     return "\n".join(lines)
-

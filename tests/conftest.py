@@ -18,9 +18,20 @@ from orchestration.settings import Settings
 
 AS_OF = datetime(2026, 3, 1)
 EVENT_COLUMNS = (
-    "event_id", "event_type", "occurred_at", "user_id", "anonymous_id", "session_id",
-    "product_id", "category", "price", "revenue", "quantity", "order_id",
-    "duration_seconds", "properties",
+    "event_id",
+    "event_type",
+    "occurred_at",
+    "user_id",
+    "anonymous_id",
+    "session_id",
+    "product_id",
+    "category",
+    "price",
+    "revenue",
+    "quantity",
+    "order_id",
+    "duration_seconds",
+    "properties",
 )
 
 
@@ -62,8 +73,11 @@ def write_events(landing: Path, name: str, rows: Iterable[dict]) -> Path:
 
 def run(landing: Path, warehouse: Path, as_of: datetime = AS_OF, **options) -> None:
     settings = Settings(
-        landing_dir=landing, warehouse=warehouse, exports_dir=warehouse.parent / "exports",
-        as_of=as_of, **options,
+        landing_dir=landing,
+        warehouse=warehouse,
+        exports_dir=warehouse.parent / "exports",
+        as_of=as_of,
+        **options,
     )
     run_pipeline(settings)
 

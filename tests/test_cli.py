@@ -20,8 +20,10 @@ def test_build_args_pass_as_of_and_overrides_as_vars():
     settings = Settings(as_of=datetime(2026, 3, 1, 12), dbt_vars={"segments__x": 4})
     args = dbt_build_args(settings)
     assert args[:2] == ["build", "--vars"]
-    assert json.loads(args[2]) == {"segments__as_of": "2026-03-01 12:00:00.000000",
-                                   "segments__x": 4}
+    assert json.loads(args[2]) == {
+        "segments__as_of": "2026-03-01 12:00:00.000000",
+        "segments__x": 4,
+    }
     assert "--full-refresh" not in args
 
 
@@ -48,8 +50,9 @@ def test_bad_as_of_is_a_clear_error():
 
 
 def test_run_on_a_missing_landing_folder_fails_with_one_line(tmp_path, capsys):
-    code = main(["run", "--landing", str(tmp_path / "nope"),
-                 "--warehouse", str(tmp_path / "w.duckdb")])
+    code = main(
+        ["run", "--landing", str(tmp_path / "nope"), "--warehouse", str(tmp_path / "w.duckdb")]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert err.strip().count("\n") == 0 and "does not exist" in err
@@ -58,18 +61,32 @@ def test_run_on_a_missing_landing_folder_fails_with_one_line(tmp_path, capsys):
 def test_run_while_another_process_holds_the_warehouse_fails_with_one_line(
     tmp_path, capsys, landing
 ):
-    write_events(landing, "a.csv", [event("e1", "page_view", "2026-03-01T00:00:00Z",
-                                          user_id="u")])
+    write_events(landing, "a.csv", [event("e1", "page_view", "2026-03-01T00:00:00Z", user_id="u")])
     warehouse = tmp_path / "w.duckdb"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-         "print('locked', flush=True); time.sleep(60)", str(warehouse)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+            "print('locked', flush=True); time.sleep(60)",
+            str(warehouse),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        code = main(["run", "--landing", str(landing), "--warehouse", str(warehouse),
-                     "--as-of", "2026-03-01T00:00:00Z"])
+        code = main(
+            [
+                "run",
+                "--landing",
+                str(landing),
+                "--warehouse",
+                str(warehouse),
+                "--as-of",
+                "2026-03-01T00:00:00Z",
+            ]
+        )
     finally:
         holder.kill()
         holder.wait()
@@ -80,11 +97,15 @@ def test_run_while_another_process_holds_the_warehouse_fails_with_one_line(
 
 
 def test_dbt_failure_is_reported_with_dbt_s_own_message(tmp_path, landing):
-    write_events(landing, "a.csv", [event("e1", "add_to_cart", "2026-03-01T00:00:00Z",
-                                          user_id="u")])
-    broken = Settings(landing_dir=landing, warehouse=tmp_path / "w.duckdb",
-                      as_of=datetime(2026, 3, 2),
-                      dbt_vars={"segments__abandonment_window_hours": "not-a-number"})
+    write_events(
+        landing, "a.csv", [event("e1", "add_to_cart", "2026-03-01T00:00:00Z", user_id="u")]
+    )
+    broken = Settings(
+        landing_dir=landing,
+        warehouse=tmp_path / "w.duckdb",
+        as_of=datetime(2026, 3, 2),
+        dbt_vars={"segments__abandonment_window_hours": "not-a-number"},
+    )
     with pytest.raises(PipelineError) as failure:
         run_pipeline(broken)
     message = str(failure.value)
@@ -95,13 +116,26 @@ def test_dbt_failure_is_reported_with_dbt_s_own_message(tmp_path, landing):
 
 
 def test_run_prints_a_summary_and_exits_zero(tmp_path, capsys, landing):
-    write_events(landing, "a.csv", [
-        event("e1", "add_to_cart", "2026-02-20T00:00:00Z", user_id="u", price=2),
-        event("e1", "add_to_cart", "2026-02-20T00:00:00Z", user_id="u", price=2),
-        event("e2", "page_view", "not a time", user_id="u"),
-    ])
-    code = main(["run", "--landing", str(landing), "--warehouse", str(tmp_path / "w.duckdb"),
-                 "--as-of", "2026-03-01T00:00:00Z"])
+    write_events(
+        landing,
+        "a.csv",
+        [
+            event("e1", "add_to_cart", "2026-02-20T00:00:00Z", user_id="u", price=2),
+            event("e1", "add_to_cart", "2026-02-20T00:00:00Z", user_id="u", price=2),
+            event("e2", "page_view", "not a time", user_id="u"),
+        ],
+    )
+    code = main(
+        [
+            "run",
+            "--landing",
+            str(landing),
+            "--warehouse",
+            str(tmp_path / "w.duckdb"),
+            "--as-of",
+            "2026-03-01T00:00:00Z",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "1 accepted, 1 quarantined, 1 duplicates" in out

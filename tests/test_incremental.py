@@ -10,13 +10,16 @@ from pathlib import Path
 import duckdb
 
 from orchestration.generator import GeneratorConfig, generate
-from orchestration.settings import Settings
 from orchestration.pipeline import run_pipeline
+from orchestration.settings import Settings
 from tests.conftest import event, write_events
 
 COMPARED = (
-    "marts.user_metrics", "marts.cart_abandonments", "marts.customer_rfm",
-    "marts.cohort_retention", "intermediate.int_events_enriched",
+    "marts.user_metrics",
+    "marts.cart_abandonments",
+    "marts.customer_rfm",
+    "marts.cohort_retention",
+    "intermediate.int_events_enriched",
 )
 FIRST_AS_OF = datetime(2026, 1, 9)
 FINAL_AS_OF = datetime(2026, 1, 13)
@@ -32,11 +35,11 @@ def late_batch() -> list[dict]:
         event("late-2", "add_to_cart", "2026-01-03T08:00:00Z", user_id="u0000002", price=9),
         event("late-3", "purchase", "2026-01-05T08:00:00Z", user_id="u0000002", revenue=9),
         # A late login links an anonymous visitor's old events to a user.
-        event("late-4", "login", "2026-01-04T09:00:00Z", user_id="late-user",
-              anonymous_id="anon-late"),
+        event(
+            "late-4", "login", "2026-01-04T09:00:00Z", user_id="late-user", anonymous_id="anon-late"
+        ),
         # A duplicate of an event of the first batch, with other content: it must lose.
-        event("ev-7-0000-00000000", "purchase", "2026-01-01T00:00:00Z", user_id="x",
-              revenue=999),
+        event("ev-7-0000-00000000", "purchase", "2026-01-01T00:00:00Z", user_id="x", revenue=999),
     ]
 
 
@@ -50,25 +53,39 @@ def build_landing(root: Path) -> tuple[Path, Path]:
         target = first if path.name < "events-2026-01-09" else second
         shutil.copy(path, target / "events" / path.name)
     shutil.copytree(everything / "customers", first / "customers")
-    write_events(first, "events-2026-01-02-visitor.csv", [
-        event("visit-1", "product_view", "2026-01-02T09:00:00Z", anonymous_id="anon-late"),
-        event("visit-2", "add_to_cart", "2026-01-02T09:05:00Z", anonymous_id="anon-late",
-              price=4),
-    ])
+    write_events(
+        first,
+        "events-2026-01-02-visitor.csv",
+        [
+            event("visit-1", "product_view", "2026-01-02T09:00:00Z", anonymous_id="anon-late"),
+            event(
+                "visit-2", "add_to_cart", "2026-01-02T09:05:00Z", anonymous_id="anon-late", price=4
+            ),
+        ],
+    )
     write_events(second, "events-2026-01-12-zz-late.csv", late_batch())
     return first, second
 
 
 def settings(landing: Path, warehouse: Path, as_of: datetime, **options) -> Settings:
-    return Settings(landing_dir=landing, warehouse=warehouse, exports_dir=warehouse.parent,
-                    as_of=as_of, dbt_vars=NO_LOOKBACK, **options)
+    return Settings(
+        landing_dir=landing,
+        warehouse=warehouse,
+        exports_dir=warehouse.parent,
+        as_of=as_of,
+        dbt_vars=NO_LOOKBACK,
+        **options,
+    )
 
 
 def differences(left: Path, right: Path, table: str) -> int:
     conn = duckdb.connect()
     conn.execute(f"attach '{left}' as l (read_only); attach '{right}' as r (read_only)")
-    drop = "exclude (ingested_at, ingestion_batch_id, source_file, source_row)" \
-        if table.startswith("intermediate") else ""
+    drop = (
+        "exclude (ingested_at, ingestion_batch_id, source_file, source_row)"
+        if table.startswith("intermediate")
+        else ""
+    )
     count = conn.execute(
         f"select count(*) from ((select * {drop} from l.{table} except all "
         f"select * {drop} from r.{table}) union all (select * {drop} from r.{table} "

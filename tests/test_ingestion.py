@@ -50,10 +50,14 @@ def assert_reconciled(conn) -> None:
         (event("e", "purchase", "2026-03-01T00:00:00Z", revenue=-5, **GOOD), "negative_amount"),
         (event("e", "purchase", "2026-03-01T00:00:00Z", quantity=-2, **GOOD), "negative_amount"),
         (event("e", "purchase", "2026-03-01T00:00:00Z", price="cheap", **GOOD), "invalid_number"),
-        (event("e", "page_view", "2026-03-01T00:00:00Z", properties="{oops", **GOOD),
-         "malformed_properties"),
-        (event("e", "page_view", "2026-03-01T00:00:00Z", properties="[1, 2]", **GOOD),
-         "malformed_properties"),
+        (
+            event("e", "page_view", "2026-03-01T00:00:00Z", properties="{oops", **GOOD),
+            "malformed_properties",
+        ),
+        (
+            event("e", "page_view", "2026-03-01T00:00:00Z", properties="[1, 2]", **GOOD),
+            "malformed_properties",
+        ),
         (event("e", "page_view", "2026-03-03T12:00:01Z", **GOOD), "future_timestamp"),
     ],
 )
@@ -85,12 +89,17 @@ def test_quarantined_row_keeps_the_whole_raw_row_and_its_file(tmp_path, landing)
 
 
 def test_duplicates_count_once_and_the_first_ingested_wins(tmp_path, landing):
-    write_events(landing, "1.csv", [
-        event("e1", "page_view", "2026-03-01T00:00:00Z", user_id="first"),
-        event("e1", "page_view", "2026-03-01T00:00:00Z", user_id="second-in-file"),
-    ])
-    write_events(landing, "2.csv", [event("e1", "page_view", "2026-03-01T00:00:00Z",
-                                          user_id="other-file")])
+    write_events(
+        landing,
+        "1.csv",
+        [
+            event("e1", "page_view", "2026-03-01T00:00:00Z", user_id="first"),
+            event("e1", "page_view", "2026-03-01T00:00:00Z", user_id="second-in-file"),
+        ],
+    )
+    write_events(
+        landing, "2.csv", [event("e1", "page_view", "2026-03-01T00:00:00Z", user_id="other-file")]
+    )
     conn, report = ingest_into(tmp_path, landing)
     assert conn.execute("select user_id from raw.events").fetchall() == [("first",)]
     assert (report.rows_accepted, report.rows_duplicate) == (1, 2)
@@ -100,8 +109,9 @@ def test_duplicates_count_once_and_the_first_ingested_wins(tmp_path, landing):
 def test_duplicate_of_an_earlier_run_is_counted_as_duplicate(tmp_path, landing):
     write_events(landing, "1.csv", [event("e1", "page_view", "2026-03-01T00:00:00Z", **GOOD)])
     conn, _ = ingest_into(tmp_path, landing)
-    write_events(landing, "2.csv", [event("e1", "page_view", "2026-03-01T00:00:00Z",
-                                          user_id="late")])
+    write_events(
+        landing, "2.csv", [event("e1", "page_view", "2026-03-01T00:00:00Z", user_id="late")]
+    )
     report = ingest(conn, landing, INGESTED_AT)
     assert (report.rows_landed, report.rows_duplicate, report.rows_accepted) == (1, 1, 0)
     assert conn.execute("select user_id from raw.events").fetchall() == [("u1",)]
@@ -119,10 +129,21 @@ def test_relanding_the_same_file_changes_nothing(tmp_path, landing):
 
 def test_gzipped_jsonl_with_nested_properties_is_read(tmp_path, landing):
     rows = [
-        {"event_id": "j1", "event_type": "search", "occurred_at": "2026-03-01T10:00:00+02:00",
-         "anonymous_id": "a1", "properties": {"query": "shoes"}, "price": 3.5},
-        {"event_id": "j2", "event_type": "login", "occurred_at": "2026-03-01 09:00:00",
-         "user_id": "u1", "anonymous_id": "a1"},
+        {
+            "event_id": "j1",
+            "event_type": "search",
+            "occurred_at": "2026-03-01T10:00:00+02:00",
+            "anonymous_id": "a1",
+            "properties": {"query": "shoes"},
+            "price": 3.5,
+        },
+        {
+            "event_id": "j2",
+            "event_type": "login",
+            "occurred_at": "2026-03-01 09:00:00",
+            "user_id": "u1",
+            "anonymous_id": "a1",
+        },
     ]
     write_rows(landing / "events" / "batch.jsonl.gz", rows)
     conn, _ = ingest_into(tmp_path, landing)
@@ -150,7 +171,9 @@ def test_parquet_and_csv_land_side_by_side(tmp_path, landing):
     write_events(landing, "b.csv.gz", [event("c1", "page_view", "2026-03-01T00:00:00Z", **GOOD)])
     conn, _ = ingest_into(tmp_path, landing)
     assert conn.execute("select event_id from raw.events order by 1").fetchall() == [
-        ("c1",), ("p1",)]
+        ("c1",),
+        ("p1",),
+    ]
 
 
 def test_unreadable_file_is_rejected_with_its_error_and_the_run_goes_on(tmp_path, landing):
@@ -172,9 +195,7 @@ def test_unsupported_file_type_is_rejected_not_ignored(tmp_path, landing):
     assert len(report.files_rejected) == 1 and "unsupported" in report.files_rejected[0][1]
 
 
-def test_header_names_match_case_insensitively_and_extra_columns_are_kept_raw(
-    tmp_path, landing
-):
+def test_header_names_match_case_insensitively_and_extra_columns_are_kept_raw(tmp_path, landing):
     (landing / "events" / "a.csv").write_text(
         "Event_ID,EVENT_TYPE,Occurred_At,User_Id,campaign\n"
         "e1,page_view,2026-03-01T00:00:00Z,u1,spring\n"
@@ -184,9 +205,13 @@ def test_header_names_match_case_insensitively_and_extra_columns_are_kept_raw(
 
 
 def test_customers_newest_file_wins_and_missing_consent_means_no(tmp_path, landing):
-    write_rows(landing / "customers" / "1.csv",
-               [{"customer_id": "u1", "email": "a@example.com", "consent_email": "true"},
-                {"customer_id": None, "email": "x@example.com", "consent_email": "true"}])
+    write_rows(
+        landing / "customers" / "1.csv",
+        [
+            {"customer_id": "u1", "email": "a@example.com", "consent_email": "true"},
+            {"customer_id": None, "email": "x@example.com", "consent_email": "true"},
+        ],
+    )
     conn, report = ingest_into(tmp_path, landing)
     assert conn.execute(
         "select customer_id, consent_email, consent_sms from raw.customers"
@@ -196,13 +221,23 @@ def test_customers_newest_file_wins_and_missing_consent_means_no(tmp_path, landi
 
 
 def test_mixed_batch_reconciles_per_file(tmp_path, landing):
-    write_events(landing, "a.csv", [
-        event("e1", "page_view", "2026-03-01T00:00:00Z", **GOOD),
-        event("e1", "page_view", "2026-03-01T00:00:00Z", **GOOD),
-        event("e2", "page_view", "garbage", **GOOD),
-    ])
-    write_events(landing, "b.jsonl", [event("e1", "page_view", "2026-03-01T00:00:00Z", **GOOD),
-                                      event("e3", "page_view", "2026-03-01T00:00:00Z", **GOOD)])
+    write_events(
+        landing,
+        "a.csv",
+        [
+            event("e1", "page_view", "2026-03-01T00:00:00Z", **GOOD),
+            event("e1", "page_view", "2026-03-01T00:00:00Z", **GOOD),
+            event("e2", "page_view", "garbage", **GOOD),
+        ],
+    )
+    write_events(
+        landing,
+        "b.jsonl",
+        [
+            event("e1", "page_view", "2026-03-01T00:00:00Z", **GOOD),
+            event("e3", "page_view", "2026-03-01T00:00:00Z", **GOOD),
+        ],
+    )
     conn, _ = ingest_into(tmp_path, landing)
     rows = conn.execute(
         "select regexp_extract(source_file, '[^/]+$'), rows_landed, rows_accepted, "

@@ -23,12 +23,12 @@ def scenario_events() -> list[dict]:
         rows.append(event(f"e{len(rows):04d}", event_type, at(when), user_id=user, **fields))
 
     # Windows: the 7-day window is (as_of - 7d, as_of].
-    add("w1", "product_view", -7 * D)            # exactly 7 days old: outside
-    add("w1", "product_view", -7 * D + S)        # inside 7d, outside 24h
-    add("w1", "product_view", -24 * H)           # exactly 24h old: outside 24h, inside 7d
-    add("w1", "product_view", 0 * S)             # at as_of: inside both
-    add("w1", "product_view", S)                 # after as_of: invisible
-    add("w1", "add_to_cart", -2 * D, price=1)    # add_to_cart_7d = 1 (its episode is abandoned)
+    add("w1", "product_view", -7 * D)  # exactly 7 days old: outside
+    add("w1", "product_view", -7 * D + S)  # inside 7d, outside 24h
+    add("w1", "product_view", -24 * H)  # exactly 24h old: outside 24h, inside 7d
+    add("w1", "product_view", 0 * S)  # at as_of: inside both
+    add("w1", "product_view", S)  # after as_of: invisible
+    add("w1", "add_to_cart", -2 * D, price=1)  # add_to_cart_7d = 1 (its episode is abandoned)
     # Recency: 2 days, 23:59:59 ago floors to 2.
     add("w2", "page_view", -3 * D + S)
     # Purchases: distinct orders (order_id, else event_id), revenue else price x quantity.
@@ -36,46 +36,46 @@ def scenario_events() -> list[dict]:
     add("w3", "purchase", -1 * D, order_id="o1", revenue=5)
     add("w3", "purchase", -2 * D, price=3, quantity=2, revenue=7)
     add("w3", "purchase", -29 * D, price=4, quantity=2)
-    add("w3", "purchase", -30 * D, order_id="o-old", revenue=100)   # exactly 30d: outside
+    add("w3", "purchase", -30 * D, order_id="o-old", revenue=100)  # exactly 30d: outside
     # Sessions in the last 24h: s1 has an event inside; s2 only outside; session-less events
     # split by gaps of more than 30 minutes.
     add("w4", "page_view", -1 * H, session_id="s1")
     add("w4", "page_view", -25 * H, session_id="s1")
     add("w4", "page_view", -25 * H, session_id="s2")
     t1 = -24 * H - 10 * M
-    add("w4", "page_view", t1)                     # outside the window ...
-    add("w4", "page_view", t1 + 30 * M)            # ... same session (gap exactly 30 min), inside
-    add("w4", "page_view", t1 + 61 * M)            # gap 31 min: a new session
-    add("w4", "page_view", t1 + 91 * M)            # gap 30 min: same session
+    add("w4", "page_view", t1)  # outside the window ...
+    add("w4", "page_view", t1 + 30 * M)  # ... same session (gap exactly 30 min), inside
+    add("w4", "page_view", t1 + 61 * M)  # gap 31 min: a new session
+    add("w4", "page_view", t1 + 91 * M)  # gap 30 min: same session
 
     # Cart episodes, window W = 24h, recovery 7 days.
     add("c1", "add_to_cart", -10 * D, price=10, quantity=2)
-    add("c1", "add_to_cart", -10 * D + 24 * H, price=5)            # exactly W later: merges
-    add("c1", "checkout_started", -10 * D + 30 * H)                # merges
-    add("c1", "purchase", -10 * D + 54 * H + 3 * D, revenue=25)    # 3 days after abandonment
+    add("c1", "add_to_cart", -10 * D + 24 * H, price=5)  # exactly W later: merges
+    add("c1", "checkout_started", -10 * D + 30 * H)  # merges
+    add("c1", "purchase", -10 * D + 54 * H + 3 * D, revenue=25)  # 3 days after abandonment
     add("c2", "add_to_cart", -5 * D, price=8)
-    add("c2", "purchase", -5 * D + 24 * H, revenue=8)              # exactly W: converted
+    add("c2", "purchase", -5 * D + 24 * H, revenue=8)  # exactly W: converted
     add("c3", "add_to_cart", -5 * D, price=8)
-    add("c3", "purchase", -5 * D + 24 * H + S, revenue=8)          # 1s too late: recovered
+    add("c3", "purchase", -5 * D + 24 * H + S, revenue=8)  # 1s too late: recovered
     add("c4", "add_to_cart", -20 * D, price=8)
     add("c4", "purchase", -20 * D + 24 * H + 7 * D + S, revenue=8)  # after recovery window
-    add("c5", "add_to_cart", -12 * H, price=8)                     # still open at as_of
-    add("c6", "add_to_cart", -24 * H, price=8)                     # abandoned exactly at as_of
+    add("c5", "add_to_cart", -12 * H, price=8)  # still open at as_of
+    add("c6", "add_to_cart", -24 * H, price=8)  # abandoned exactly at as_of
     add("c7", "add_to_cart", -6 * D, price=1)
-    add("c7", "add_to_cart", -6 * D + 25 * H, price=2)             # gap > W: second episode
+    add("c7", "add_to_cart", -6 * D + 25 * H, price=2)  # gap > W: second episode
     add("c8", "add_to_cart", -3 * D, price=1)
-    add("c8", "purchase", -3 * D + H, revenue=1)                   # converted
-    add("c8", "add_to_cart", -3 * D + 2 * H, price=4)              # opens a new episode
+    add("c8", "purchase", -3 * D + H, revenue=1)  # converted
+    add("c8", "add_to_cart", -3 * D + 2 * H, price=4)  # opens a new episode
     add("c9", "add_to_cart", -4 * D, price=1)
-    add("c9", "purchase", -4 * D, revenue=1)                       # same instant: converted
+    add("c9", "purchase", -4 * D, revenue=1)  # same instant: converted
 
     # Identity stitching.
     add(None, "page_view", -5 * D, anonymous_id="anon-i1")
     add(None, "product_view", -4 * D, anonymous_id="anon-i1")
     add("i1", "login", -3 * D, anonymous_id="anon-i1")
     add(None, "product_view", -2 * D, anonymous_id="anon-i2")
-    add("i2", "login", H, anonymous_id="anon-i2")                  # linked after as_of
-    add("i3a", "login", -6 * D, anonymous_id="anon-i3")            # earliest link wins
+    add("i2", "login", H, anonymous_id="anon-i2")  # linked after as_of
+    add("i3a", "login", -6 * D, anonymous_id="anon-i3")  # earliest link wins
     add("i3b", "login", -5 * D, anonymous_id="anon-i3")
     add(None, "product_view", -4 * D, anonymous_id="anon-i3")
     # Erasure: the user, and the anonymous visitor linked to them, disappear.
@@ -97,8 +97,10 @@ def warehouse(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("marts")
     landing = root / "landing"
     write_events(landing, "events.csv", scenario_events())
-    write_rows(landing / "erasure_requests" / "requests.csv",
-               [{"user_id": "gone", "requested_at": "2026-03-01T00:00:00Z"}])
+    write_rows(
+        landing / "erasure_requests" / "requests.csv",
+        [{"user_id": "gone", "requested_at": "2026-03-01T00:00:00Z"}],
+    )
     run(landing, root / "warehouse.duckdb")
     return root / "warehouse.duckdb"
 
@@ -215,14 +217,16 @@ def test_anonymous_events_belong_to_the_user_they_were_linked_to(warehouse):
     row = metrics(warehouse, "i1")
     assert row["first_seen_at"] == AS_OF - 5 * D
     assert row["product_views_7d"] == 1
-    assert query(warehouse, "select count(*) from marts.user_metrics where user_id = 'anon-i1'") \
-        == [(0,)]
+    assert query(
+        warehouse, "select count(*) from marts.user_metrics where user_id = 'anon-i1'"
+    ) == [(0,)]
 
 
 def test_a_link_made_after_as_of_is_not_known_yet(warehouse):
     assert metrics(warehouse, "anon-i2")["product_views_7d"] == 1
-    assert query(warehouse, "select count(*) from marts.user_metrics where user_id = 'i2'") \
-        == [(0,)]
+    assert query(warehouse, "select count(*) from marts.user_metrics where user_id = 'i2'") == [
+        (0,)
+    ]
 
 
 def test_the_earliest_link_wins(warehouse):
@@ -232,8 +236,13 @@ def test_the_earliest_link_wins(warehouse):
 
 @pytest.mark.parametrize(
     "table",
-    ["marts.user_metrics", "marts.cart_abandonments", "marts.customer_rfm",
-     "intermediate.int_events_stitched", "intermediate.int_events_enriched"],
+    [
+        "marts.user_metrics",
+        "marts.cart_abandonments",
+        "marts.customer_rfm",
+        "intermediate.int_events_stitched",
+        "intermediate.int_events_enriched",
+    ],
 )
 def test_erased_user_disappears_from_every_mart(warehouse, table):
     found = query(
@@ -265,14 +274,18 @@ def test_rfm_scores_rank_buyers_between_one_and_five(warehouse):
 
 def test_cohorts_count_active_users_per_month_up_to_as_of(tmp_path):
     landing = tmp_path / "landing"
-    write_events(landing, "events.csv", [
-        event("k1a", "page_view", "2026-01-05T10:00:00Z", user_id="k1"),
-        event("k1b", "page_view", "2026-02-10T10:00:00Z", user_id="k1"),
-        event("k2a", "page_view", "2026-01-20T10:00:00Z", user_id="k2"),
-        event("k3a", "page_view", "2026-02-03T10:00:00Z", user_id="k3"),
-        event("k3b", "page_view", "2026-03-01T00:00:00Z", user_id="k3"),  # at as_of
-        event("k4a", "page_view", "2026-03-01T00:00:01Z", user_id="k4"),  # after as_of
-    ])
+    write_events(
+        landing,
+        "events.csv",
+        [
+            event("k1a", "page_view", "2026-01-05T10:00:00Z", user_id="k1"),
+            event("k1b", "page_view", "2026-02-10T10:00:00Z", user_id="k1"),
+            event("k2a", "page_view", "2026-01-20T10:00:00Z", user_id="k2"),
+            event("k3a", "page_view", "2026-02-03T10:00:00Z", user_id="k3"),
+            event("k3b", "page_view", "2026-03-01T00:00:00Z", user_id="k3"),  # at as_of
+            event("k4a", "page_view", "2026-03-01T00:00:01Z", user_id="k4"),  # after as_of
+        ],
+    )
     warehouse = tmp_path / "warehouse.duckdb"
     run(landing, warehouse)
     rows = query(
@@ -283,7 +296,7 @@ def test_cohorts_count_active_users_per_month_up_to_as_of(tmp_path):
     assert rows == [
         ("2026-01", 0, 2, 2, 1.0),
         ("2026-01", 1, 2, 1, 0.5),
-        ("2026-01", 2, 2, 0, 0.0),   # March: no activity, still a row
+        ("2026-01", 2, 2, 0, 0.0),  # March: no activity, still a row
         ("2026-02", 0, 1, 1, 1.0),
         ("2026-02", 1, 1, 1, 1.0),
     ]

@@ -1,6 +1,5 @@
 """The dbt project's models and tests, as Dagster assets and asset checks."""
 
-
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager

@@ -1,6 +1,5 @@
 """The landing zone becomes the warehouse's raw tables."""
 
-
 import time
 
 import dagster as dg

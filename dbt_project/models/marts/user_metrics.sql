@@ -86,15 +86,15 @@ event_metrics as (
         user_id,
         min(occurred_at) as first_seen_at,
         max(occurred_at) as last_event_at,
-        sum(case when event_type = 'product_view'
+        cast(sum(case when event_type = 'product_view'
             and {{ in_window('occurred_at', short_hours, 'hour') }} then 1 else 0 end
-        ) as product_views_24h,
-        sum(case when event_type = 'product_view'
+        ) as {{ dbt.type_bigint() }}) as product_views_24h,
+        cast(sum(case when event_type = 'product_view'
             and {{ in_window('occurred_at', week_days, 'day') }} then 1 else 0 end
-        ) as product_views_7d,
-        sum(case when event_type = 'add_to_cart'
+        ) as {{ dbt.type_bigint() }}) as product_views_7d,
+        cast(sum(case when event_type = 'add_to_cart'
             and {{ in_window('occurred_at', week_days, 'day') }} then 1 else 0 end
-        ) as add_to_cart_7d,
+        ) as {{ dbt.type_bigint() }}) as add_to_cart_7d,
         count(distinct case when event_type = 'purchase'
             and {{ in_window('occurred_at', month_days, 'day') }} then order_key end
         ) as purchases_30d,

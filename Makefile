@@ -1,0 +1,46 @@
+# Behavioral Segments: `make run` builds the demo end to end, `make test` runs the suite.
+# Everything installs from nothing but python3: uv comes through pip when missing.
+
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
+export UV_PYTHON_DOWNLOADS := never
+SEGMENTS := $(UV) run --frozen segments
+
+DATA := data
+DEMO_USERS ?= 10000
+DEMO_DAYS ?= 90
+DEMO_SEED ?= 42
+# The demo's 90 days start on 2026-01-01; its marts are computed as of their end.
+DEMO_AS_OF ?= 2026-04-01T00:00:00Z
+
+.PHONY: install run test lint docs dev clean
+
+install:
+	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	@$(UV) sync --frozen --quiet
+
+run: install
+	$(SEGMENTS) generate --out $(DATA)/landing --users $(DEMO_USERS) --days $(DEMO_DAYS) --seed $(DEMO_SEED)
+	$(SEGMENTS) run --landing $(DATA)/landing --warehouse $(DATA)/warehouse.duckdb \
+		--exports $(DATA)/exports --as-of $(DEMO_AS_OF)
+
+test: install
+	$(UV) run --frozen pytest
+
+lint: install
+	$(UV) run --frozen ruff check orchestration tests
+	$(UV) run --frozen ruff format --check orchestration tests
+
+docs: install
+	cd dbt_project && SEGMENTS_WAREHOUSE=$(abspath $(DATA))/warehouse.duckdb \
+		$(UV) run --frozen dbt docs generate --profiles-dir . \
+		--vars '{"segments__as_of": "$(DEMO_AS_OF)"}'
+	@echo "dbt docs: dbt_project/target/index.html (serve with: cd dbt_project && uv run dbt docs serve)"
+
+dev: install
+	SEGMENTS_LANDING_DIR=$(abspath $(DATA))/landing SEGMENTS_WAREHOUSE=$(abspath $(DATA))/warehouse.duckdb \
+	SEGMENTS_EXPORT_DIR=$(abspath $(DATA))/exports \
+		$(UV) run --frozen dagster dev -m orchestration.definitions
+
+clean:
+	rm -rf $(DATA) dbt_project/target dbt_project/logs .pytest_cache
