@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
 
+from orchestration.exports import SegmentSpec
 from orchestration.settings import DBT_PROJECT_DIR, Settings
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -39,6 +40,37 @@ def ensure_manifest(project: DbtProject = dbt_project) -> Path:
         dbt = DbtCliResource(project_dir=project, dbt_executable=dbt_executable())
         dbt.cli(["parse", "--quiet"], target_path=project.target_path).wait()
     return manifest
+
+
+def load_manifest(project: DbtProject = dbt_project) -> dict:
+    return json.loads(Path(ensure_manifest(project)).read_text())
+
+
+def segment_models(manifest: dict) -> list[dict]:
+    """The manifest nodes of segment models: models with `meta.segment`."""
+    return sorted(
+        (
+            node
+            for node in manifest["nodes"].values()
+            if node["resource_type"] == "model"
+            and (node.get("config", {}).get("meta") or {}).get("segment")
+        ),
+        key=lambda node: node["name"],
+    )
+
+
+def segment_specs(manifest: dict) -> list[SegmentSpec]:
+    """Each segment's name and channel, as the segment_catalog macro reads them."""
+    return sorted(
+        (
+            SegmentSpec(
+                name=str(node["config"]["meta"]["segment"].get("name", node["name"])),
+                channel=str(node["config"]["meta"]["segment"].get("channel", "email")),
+            )
+            for node in segment_models(manifest)
+        ),
+        key=lambda spec: spec.name,
+    )
 
 
 def dbt_vars(settings: Settings) -> dict[str, object]:

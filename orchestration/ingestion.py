@@ -98,6 +98,10 @@ create table if not exists audit.quarantined_events (
     reason varchar not null, raw_row varchar, _batch_id bigint not null,
     _ingested_at timestamp not null
 );
+create table if not exists audit.export_log (
+    export_id varchar not null, segment varchar not null, user_id varchar not null,
+    entered_at timestamp not null, exported_at timestamp not null
+);
 create table if not exists audit.ingestion_reconciliation (
     source_file varchar not null, entity varchar not null, file_sha256 varchar not null,
     status varchar not null, error varchar, rows_landed bigint not null,

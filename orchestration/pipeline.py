@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from orchestration.definitions import ALL_ASSETS
+from orchestration.definitions import PIPELINE_JOB, build_definitions
 from orchestration.ingestion import connect
-from orchestration.resources import build_resources
 from orchestration.settings import Settings
 
 
@@ -27,6 +26,8 @@ class RunSummary:
     events_duplicate_this_run: int = 0
     files_rejected_this_run: int = 0
     mart_rows: dict[str, int] = field(default_factory=dict)
+    export_folder: str = ""
+    segments: dict[str, int] = field(default_factory=dict)
     users: int = 0
     abandoned_carts: int = 0
 
@@ -82,9 +83,8 @@ def run_pipeline(settings: Settings, log_level: str = "CRITICAL") -> RunSummary:
     failure itself comes back as a one-line PipelineError)."""
     settings = settings.resolved()
     started = time.monotonic()
-    result = dg.materialize(
-        ALL_ASSETS,
-        resources=build_resources(settings),
+    job = build_definitions(settings).resolve_job_def(PIPELINE_JOB.name)
+    result = job.execute_in_process(
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         raise_on_error=False,
     )
@@ -98,13 +98,22 @@ def summarize(
 ) -> RunSummary:
     summary = RunSummary(as_of=settings.as_of_text, elapsed_seconds=round(elapsed, 1))
     if result is not None:
-        for materialization in result.asset_materializations_for_node("landing_files"):
-            if materialization.asset_key == dg.AssetKey(["raw", "events"]):
-                meta = {key: value.value for key, value in materialization.metadata.items()}
-                summary.events_accepted_this_run = int(meta.get("rows_accepted_this_run", 0))
-                summary.events_quarantined_this_run = int(meta.get("rows_quarantined", 0))
-                summary.events_duplicate_this_run = int(meta.get("rows_duplicate", 0))
-                summary.files_rejected_this_run = int(meta.get("files_rejected", 0))
+        materializations = [
+            event.event_specific_data.materialization
+            for event in result.get_asset_materialization_events()
+        ]
+        metadata = {
+            tuple(m.asset_key.path): {key: value.value for key, value in m.metadata.items()}
+            for m in materializations
+        }
+        exported = metadata.get(("exports", "audience_files"), {})
+        summary.export_folder = str(exported.get("folder", ""))
+        summary.segments = dict(exported.get("segment_sizes", {}))
+        ingested = metadata.get(("raw", "events"), {})
+        summary.events_accepted_this_run = int(ingested.get("rows_accepted_this_run", 0))
+        summary.events_quarantined_this_run = int(ingested.get("rows_quarantined", 0))
+        summary.events_duplicate_this_run = int(ingested.get("rows_duplicate", 0))
+        summary.files_rejected_this_run = int(ingested.get("files_rejected", 0))
     conn = connect(settings.warehouse, read_only=True)
     try:
         for table in MART_TABLES:
@@ -129,4 +138,9 @@ def format_summary(summary: RunSummary, settings: Settings) -> str:
         "marts: " + ", ".join(f"marts.{t} {n:,} rows" for t, n in summary.mart_rows.items()),
         f"warehouse: {settings.warehouse}",
     ]
+    if summary.export_folder:
+        lines.append(f"audiences: {summary.export_folder}/")
+        width = max(len(name) for name in summary.segments) if summary.segments else 0
+        for name, rows in summary.segments.items():
+            lines.append(f"  {name:<{width}}  {rows:>7,} rows  {summary.export_folder}/{name}.csv")
     return "\n".join(lines)

@@ -1,4 +1,8 @@
-"""The dbt project's models and tests, as Dagster assets and asset checks."""
+"""The dbt project's models and tests, as Dagster assets and asset checks.
+
+Two invocations: first every model but the audiences, then the audience models
+(tag:audience). The audience union finds segment models through dbt's graph at run time,
+which dbt cannot order by, so Dagster does: the union depends on every segment model."""
 
 import os
 from collections.abc import Iterator, Mapping
@@ -6,22 +10,27 @@ from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from orchestration.dbt_project import (
     dbt_build_args,
     dbt_environment,
     dbt_project,
-    ensure_manifest,
+    load_manifest,
+    segment_models,
 )
 from orchestration.resources import PipelineSettings
 
-ensure_manifest(dbt_project)
+AUDIENCE_TAG = "tag:audience"
+SEGMENT_UNION_MODEL = "int_segment_members"
+
+MANIFEST = load_manifest(dbt_project)
 
 
 class SegmentsTranslator(DagsterDbtTranslator):
     """Keys are <schema>/<name> (raw/events, marts/user_metrics), so dbt sources meet the
-    ingestion assets; groups follow the model folders."""
+    ingestion assets; groups follow the model folders; the segment union depends on every
+    segment model."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
@@ -30,7 +39,21 @@ class SegmentsTranslator(DagsterDbtTranslator):
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         fqn = dbt_resource_props.get("fqn", [])
-        return fqn[1] if len(fqn) > 2 else "dbt"
+        return fqn[1] if len(fqn) > 2 else "reference"
+
+    def get_asset_spec(
+        self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
+    ) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        node = manifest["nodes"].get(unique_id, {})
+        if node.get("name") == SEGMENT_UNION_MODEL:
+            spec = spec.merge_attributes(
+                deps=[self.get_asset_key(model) for model in segment_models(manifest)]
+            )
+        return spec
+
+
+TRANSLATOR = SegmentsTranslator()
 
 
 @contextmanager
@@ -47,8 +70,21 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-@dbt_assets(manifest=dbt_project.manifest_path, dagster_dbt_translator=SegmentsTranslator())
-def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings):
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings):
     resolved = settings.to_settings().resolved()
     with _environment(dbt_environment(resolved)):
         yield from dbt.cli(dbt_build_args(resolved), context=context).stream()
+
+
+@dbt_assets(manifest=MANIFEST, dagster_dbt_translator=TRANSLATOR, exclude=AUDIENCE_TAG)
+def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings):
+    """Staging, intermediate, marts and segment models with their tests."""
+    yield from _build(context, dbt, settings)
+
+
+@dbt_assets(manifest=MANIFEST, dagster_dbt_translator=TRANSLATOR, select=AUDIENCE_TAG)
+def audience_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings
+):
+    """Segment memberships, their history and the audience rows, with their tests."""
+    yield from _build(context, dbt, settings)

@@ -1,0 +1,82 @@
+{#- Building blocks for segment models. Each returns a query of user_id (and sometimes a
+    detail column) over intermediate.int_events_stitched, as of as_of. -#}
+
+{#- Users with at least `min_count` events of `event_type` in the last `amount` `unit`s. -#}
+{% macro users_with_events_in_window(event_type, min_count, amount, unit) -%}
+    select user_id, count(*) as event_count
+    from {{ ref('int_events_stitched') }}
+    where event_type = '{{ event_type }}'
+        and {{ in_window('occurred_at', amount, unit) }}
+    group by user_id
+    having count(*) >= {{ min_count }}
+{%- endmacro %}
+
+{#- Users who did `first_event` and then did (or, with negate=true, did not do)
+    `then_event` within `amount` `unit`s after it. For negate, only `first_event`s whose
+    window has fully passed by as_of count. -#}
+{% macro users_who_did_then(first_event, then_event, amount, unit, negate=false) -%}
+    select distinct first_events.user_id
+    from {{ ref('int_events_stitched') }} as first_events
+    where first_events.event_type = '{{ first_event }}'
+        {% if negate %}
+        and {{ dbt.dateadd(unit, amount, 'first_events.occurred_at') }} <= {{ as_of() }}
+        and not exists (
+        {% else %}
+        and exists (
+        {% endif %}
+            select 1
+            from {{ ref('int_events_stitched') }} as then_events
+            where then_events.user_id = first_events.user_id
+                and then_events.event_type = '{{ then_event }}'
+                and then_events.occurred_at > first_events.occurred_at
+                and then_events.occurred_at <= {{ dbt.dateadd(unit, amount, 'first_events.occurred_at') }}
+        )
+{%- endmacro %}
+
+{#- Users whose first ever `event_type` happened in the last `amount` `unit`s. -#}
+{% macro users_first_time_in_window(event_type, amount, unit) -%}
+    select user_id, min(occurred_at) as first_at
+    from {{ ref('int_events_stitched') }}
+    where event_type = '{{ event_type }}'
+    group by user_id
+    having {{ in_window('min(occurred_at)', amount, unit) }}
+{%- endmacro %}
+
+{#- Users who did `event_type` (any event when none) within the last `active_within_days`
+    but not in the last `inactive_days`: they stopped. -#}
+{% macro users_who_stopped(event_type, inactive_days, active_within_days) -%}
+    select user_id, max(occurred_at) as last_at
+    from {{ ref('int_events_stitched') }}
+    {% if event_type %}where event_type = '{{ event_type }}'{% endif %}
+    group by user_id
+    having {{ in_window('max(occurred_at)', active_within_days, 'day') }}
+        and max(occurred_at) <= {{ dbt.dateadd('day', -1 * inactive_days, as_of()) }}
+{%- endmacro %}
+
+{#- A stable bucket 0..9999 for a (segment, user) pair: the first 32 bits of md5 of
+    "segment|user_id", modulo 10000. The same on every warehouse and in Python
+    (int(md5(f"{segment}|{user_id}").hexdigest()[:8], 16) % 10000). -#}
+{% macro holdout_bucket(segment_expr, user_expr) -%}
+    {{ return(adapter.dispatch('holdout_bucket', 'behavioral_segments')(segment_expr, user_expr)) }}
+{%- endmacro %}
+
+{% macro default__holdout_bucket(segment_expr, user_expr) -%}
+    mod(cast(('x' || substr(md5({{ segment_expr }} || '|' || {{ user_expr }}), 1, 8)) as bit(32))::bigint, 10000)
+{%- endmacro %}
+
+{% macro duckdb__holdout_bucket(segment_expr, user_expr) -%}
+    (cast(('0x' || left(md5({{ segment_expr }} || '|' || {{ user_expr }}), 8)) as bigint) % 10000)
+{%- endmacro %}
+
+{#- Lowercase hex SHA-256 of a text expression. -#}
+{% macro sha256_hex(expr) -%}
+    {{ return(adapter.dispatch('sha256_hex', 'behavioral_segments')(expr)) }}
+{%- endmacro %}
+
+{% macro default__sha256_hex(expr) -%}
+    encode(sha256(convert_to({{ expr }}, 'UTF8')), 'hex')
+{%- endmacro %}
+
+{% macro duckdb__sha256_hex(expr) -%}
+    sha256({{ expr }})
+{%- endmacro %}

@@ -1,0 +1,95 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['segment', 'user_id', 'valid_from'],
+        on_schema_change='fail',
+    )
+}}
+
+{#- One row per stay of a user in a segment. Each run compares the members as of as_of
+    with the open stays: new members open a stay (valid_from = as_of), departed members
+    close theirs (valid_to = as_of). A user who leaves and comes back gets a new row.
+    History only moves forward: a run as of an earlier instant than the last one recorded
+    would rewrite it, so it stops with an error (rebuild with --full-refresh). -#}
+
+{% if execute and is_incremental() %}
+    {%- set latest = run_query("select cast(max(valid_from) as varchar) from " ~ this).columns[0].values()[0] -%}
+    {%- set requested = var('segments__as_of', '') | string | trim -%}
+    {%- if latest and requested and requested < latest -%}
+        {{ exceptions.raise_compiler_error(
+            "segment_membership_history is recorded up to " ~ latest ~ "; as_of " ~ requested
+            ~ " is earlier. Run with --full-refresh to rebuild membership history from that instant.") }}
+    {%- endif -%}
+{% endif %}
+
+with
+
+current_members as (
+
+    select distinct segment, user_id from {{ ref('int_segment_members') }}
+
+),
+
+{% if is_incremental() %}
+
+open_stays as (
+
+    select segment, user_id, valid_from from {{ this }} where valid_to is null
+
+),
+
+exited as (
+
+    select
+        open_stays.segment,
+        open_stays.user_id,
+        open_stays.valid_from,
+        {{ as_of() }} as valid_to
+    from open_stays
+    left join current_members
+        on open_stays.segment = current_members.segment
+        and open_stays.user_id = current_members.user_id
+    where current_members.user_id is null
+
+),
+
+entered as (
+
+    select
+        current_members.segment,
+        current_members.user_id,
+        {{ as_of() }} as valid_from,
+        cast(null as {{ dbt.type_timestamp() }}) as valid_to
+    from current_members
+    left join open_stays
+        on current_members.segment = open_stays.segment
+        and current_members.user_id = open_stays.user_id
+    where open_stays.user_id is null
+
+),
+
+final as (
+
+    select * from exited
+    union all
+    select * from entered
+
+)
+
+{% else %}
+
+final as (
+
+    select
+        segment,
+        user_id,
+        {{ as_of() }} as valid_from,
+        cast(null as {{ dbt.type_timestamp() }}) as valid_to
+    from current_members
+
+)
+
+{% endif %}
+
+select * from final

@@ -1,0 +1,3 @@
+select user_id
+from {{ ref('int_user_journey_stages') }}
+where journey_stage = 'loyalty'

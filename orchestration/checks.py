@@ -1,0 +1,58 @@
+"""Great Expectations suites as blocking asset checks: a failed suite stops the exports
+downstream of the asset it guards, and the run fails."""
+
+import dagster as dg
+
+from orchestration.dbt_project import dbt_project, load_manifest, segment_specs
+from orchestration.exports import stamp
+from orchestration.ingestion import connect
+from orchestration.resources import PipelineSettings
+from orchestration.validation import (
+    Suite,
+    load_suites,
+    standard_parameters,
+    validate,
+    write_report,
+)
+
+
+def validation_folder(settings: PipelineSettings):
+    resolved = settings.to_settings().resolved()
+    return resolved.exports_dir / "validation" / stamp(resolved.as_of)
+
+
+def _suite_check(suite: Suite) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        name=f"gx_{suite.name}",
+        asset=dg.AssetKey(suite.asset.split("/")),
+        blocking=True,
+        description=f"Great Expectations suite {suite.name}: {suite.description}",
+    )
+    def _check(settings: PipelineSettings) -> dg.AssetCheckResult:
+        resolved = settings.to_settings().resolved()
+        conn = connect(resolved.warehouse, read_only=True)
+        try:
+            frame = conn.execute(suite.query).df()
+        finally:
+            conn.close()
+        known = [spec.name for spec in segment_specs(load_manifest(dbt_project))]
+        result = validate(suite, frame, standard_parameters(resolved.as_of, known))
+        report = write_report(validation_folder(settings), result)
+        return dg.AssetCheckResult(
+            passed=result.success,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "rows_validated": len(frame),
+                "expectations_evaluated": result.evaluated,
+                "expectations_failed": len(result.failed),
+                "unexpected_values": result.unexpected_count,
+                "failed": dg.MetadataValue.json(result.failed),
+                "report": dg.MetadataValue.path(str(report)),
+            },
+        )
+
+    return _check
+
+
+SUITE_CHECKS = [_suite_check(suite) for suite in load_suites().values() if suite.asset]
+GUARDED_ASSETS = sorted({suite.asset for suite in load_suites().values() if suite.asset})
