@@ -9,7 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+# The dbt project: the one in this repository unless SEGMENTS_DBT_PROJECT_DIR names another.
+DBT_PROJECT_DIR = Path(
+    os.environ.get("SEGMENTS_DBT_PROJECT_DIR", str(PROJECT_ROOT / "dbt_project"))
+).resolve()
 
 
 class SettingsError(ValueError):
