@@ -22,33 +22,64 @@ AS_OF = "2026-03-01T00:00:00Z"
 
 def project_copy(tmp_path: Path) -> Path:
     root = tmp_path / "project"
-    shutil.copytree(PROJECT_ROOT / "dbt_project", root / "dbt_project",
-                    ignore=shutil.ignore_patterns("target", "logs"))
+    shutil.copytree(
+        PROJECT_ROOT / "dbt_project",
+        root / "dbt_project",
+        ignore=shutil.ignore_patterns("target", "logs"),
+    )
     shutil.copytree(PROJECT_ROOT / "seeds", root / "seeds")
     return root / "dbt_project"
 
 
 def landing(tmp_path: Path) -> Path:
     path = tmp_path / "landing"
-    write_events(path, "events.csv", [
-        event(f"e{i}", "purchase", f"2026-02-{20 + i}T10:00:00Z", user_id=f"u{i % 3}",
-              order_id=f"o{i}", revenue=10 + i)
-        for i in range(6)
-    ])
-    write_rows(path / "customers" / "c.csv", [
-        {"customer_id": f"u{i}", "email": f"u{i}@example.com", "consent_email": True}
-        for i in range(3)
-    ])
+    write_events(
+        path,
+        "events.csv",
+        [
+            event(
+                f"e{i}",
+                "purchase",
+                f"2026-02-{20 + i}T10:00:00Z",
+                user_id=f"u{i % 3}",
+                order_id=f"o{i}",
+                revenue=10 + i,
+            )
+            for i in range(6)
+        ],
+    )
+    write_rows(
+        path / "customers" / "c.csv",
+        [
+            {"customer_id": f"u{i}", "email": f"u{i}@example.com", "consent_email": True}
+            for i in range(3)
+        ],
+    )
     return path
 
 
 def segments_run(tmp_path: Path, project: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "SEGMENTS_DBT_PROJECT_DIR": str(project)}
     return subprocess.run(
-        [sys.executable, "-m", "orchestration.cli", "run", "--landing", str(landing(tmp_path)),
-         "--warehouse", str(tmp_path / "w.duckdb"), "--exports", str(tmp_path / "exports"),
-         "--as-of", AS_OF],
-        env=env, capture_output=True, text=True, timeout=600, cwd=PROJECT_ROOT,
+        [
+            sys.executable,
+            "-m",
+            "orchestration.cli",
+            "run",
+            "--landing",
+            str(landing(tmp_path)),
+            "--warehouse",
+            str(tmp_path / "w.duckdb"),
+            "--exports",
+            str(tmp_path / "exports"),
+            "--as-of",
+            AS_OF,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=PROJECT_ROOT,
     )
 
 
@@ -78,14 +109,19 @@ def test_a_bad_row_past_dbt_fails_validation_and_blocks_every_export(tmp_path):
     model = project / "models" / "audiences" / "audience_members.sql"
     model.write_text(model.read_text().replace("when is_holdout then 'holdout'", ""))
     schema = project / "models" / "audiences" / "_audiences.yml"
-    schema.write_text(schema.read_text().replace(
-        '            expression: "not (is_holdout and suppression_reason is null)"',
-        '            expression: "true"'))
+    schema.write_text(
+        schema.read_text().replace(
+            '            expression: "not (is_holdout and suppression_reason is null)"',
+            '            expression: "true"',
+        )
+    )
     (project / "models" / "segments" / "seg_everyone.sql").write_text(
-        "select user_id from {{ ref('user_metrics') }}\n")
+        "select user_id from {{ ref('user_metrics') }}\n"
+    )
     (project / "models" / "segments" / "_everyone.yml").write_text(
         "version: 2\nmodels:\n  - name: seg_everyone\n    config:\n      meta:\n"
-        "        segment:\n          name: everyone\n          holdout_share: 1\n")
+        "        segment:\n          name: everyone\n          holdout_share: 1\n"
+    )
     exports = tmp_path / "exports"
     exports.mkdir()
     (exports / "latest.json").write_text('{"export_id": "earlier"}\n')
@@ -96,10 +132,13 @@ def test_a_bad_row_past_dbt_fails_validation_and_blocks_every_export(tmp_path):
     assert result.stderr.strip().count("\n") == 0
     assert "gx_audience_exports" in result.stderr
     assert [p.name for p in exports.iterdir() if not p.name.startswith(".")] == [
-        "latest.json", "validation"]
+        "latest.json",
+        "validation",
+    ]
     assert json.loads((exports / "latest.json").read_text()) == {"export_id": "earlier"}
-    report = json.loads((exports / "validation" / "20260301T0000Z" /
-                         "audience_exports.json").read_text())
+    report = json.loads(
+        (exports / "validation" / "20260301T0000Z" / "audience_exports.json").read_text()
+    )
     assert report["success"] is False
     assert report["failed_expectations"][0]["unexpected_count"] == 3
 
@@ -108,17 +147,22 @@ def test_audience_suite_fails_on_a_holdout_row():
     import pandas as pd
 
     suite = load_suites()["audience_exports"]
-    frame = pd.DataFrame({
-        "segment": ["s", "s"], "user_id": ["a", "b"], "channel": ["email", "email"],
-        "entered_at": pd.to_datetime(["2026-03-01", "2026-03-01"]),
-        "is_holdout": [False, True], "email_sha256": ["a" * 64, "b" * 64],
-        "is_erased": [False, False], "has_consent": [True, True],
-    })
+    frame = pd.DataFrame(
+        {
+            "segment": ["s", "s"],
+            "user_id": ["a", "b"],
+            "channel": ["email", "email"],
+            "entered_at": pd.to_datetime(["2026-03-01", "2026-03-01"]),
+            "is_holdout": [False, True],
+            "email_sha256": ["a" * 64, "b" * 64],
+            "is_erased": [False, False],
+            "has_consent": [True, True],
+        }
+    )
     params = {"known_segments": ["s"], "as_of": pd.Timestamp("2026-03-01")}
     result = validate(suite, frame, params)
     assert not result.success
-    assert [item["expectation"] for item in result.failed] == [
-        "expect_column_values_to_be_in_set"]
+    assert [item["expectation"] for item in result.failed] == ["expect_column_values_to_be_in_set"]
     assert result.failed[0]["sample"] == [True]
     clean = validate(suite, frame[frame.user_id == "a"], params)
     assert clean.success
@@ -131,12 +175,22 @@ def test_audience_suite_fails_on_a_holdout_row():
 def test_audience_suite_fails_on_each_kind_of_bad_row(column, value):
     import pandas as pd
 
-    frame = pd.DataFrame({
-        "segment": ["s"], "user_id": ["a"], "channel": ["email"],
-        "entered_at": pd.to_datetime(["2026-03-01"]), "is_holdout": [False],
-        "email_sha256": ["a" * 64], "is_erased": [False], "has_consent": [True],
-    })
+    frame = pd.DataFrame(
+        {
+            "segment": ["s"],
+            "user_id": ["a"],
+            "channel": ["email"],
+            "entered_at": pd.to_datetime(["2026-03-01"]),
+            "is_holdout": [False],
+            "email_sha256": ["a" * 64],
+            "is_erased": [False],
+            "has_consent": [True],
+        }
+    )
     frame[column] = [value]
-    result = validate(load_suites()["audience_exports"], frame,
-                      {"known_segments": ["s"], "as_of": pd.Timestamp("2026-03-01")})
+    result = validate(
+        load_suites()["audience_exports"],
+        frame,
+        {"known_segments": ["s"], "as_of": pd.Timestamp("2026-03-01")},
+    )
     assert not result.success

@@ -107,11 +107,15 @@ def test_rerun_with_the_same_inputs_writes_byte_identical_files(warehouse, tmp_p
     set_members(warehouse, [("lost_carts", "u1", T1), ("lost_carts", "u2", T1)])
     exports = tmp_path / "exports"
     export(warehouse, exports, T1)
-    first = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-             for p in (exports / "20260301T0000Z").iterdir()}
+    first = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in (exports / "20260301T0000Z").iterdir()
+    }
     again = export(warehouse, exports, T1)
-    second = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-              for p in (exports / "20260301T0000Z").iterdir()}
+    second = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in (exports / "20260301T0000Z").iterdir()
+    }
     assert again.unchanged and first == second
 
 
@@ -179,8 +183,9 @@ def test_clear_addresses_replace_the_hash_when_configured(warehouse, tmp_path):
 
 def test_unsafe_segment_name_cannot_become_a_path(warehouse, tmp_path):
     with pytest.raises(ExportError, match="not a safe file name"):
-        export_audiences(warehouse, tmp_path / "exports", T1,
-                         [SegmentSpec("../../etc/passwd", "email")], {})
+        export_audiences(
+            warehouse, tmp_path / "exports", T1, [SegmentSpec("../../etc/passwd", "email")], {}
+        )
 
 
 def test_export_log_records_each_exported_row_once_per_export(warehouse, tmp_path):

@@ -46,11 +46,23 @@ def scenario() -> tuple[list[dict], list[str]]:
     for minutes in (0, 4, 11):
         add("ce_slow", "product_view", -1 * D + minutes * M, category="toys", product_id="t1")
     for i, seconds in enumerate((200, 30, 30)):
-        add("ld", "product_view", -2 * D + i * M, session_id="s-ld", product_id=f"p{i}",
-            duration_seconds=seconds)
+        add(
+            "ld",
+            "product_view",
+            -2 * D + i * M,
+            session_id="s-ld",
+            product_id=f"p{i}",
+            duration_seconds=seconds,
+        )
     for i, seconds in enumerate((200, 30)):
-        add("ld2", "product_view", -2 * D + i * M, session_id="s-ld2", product_id=f"p{i}",
-            duration_seconds=seconds)
+        add(
+            "ld2",
+            "product_view",
+            -2 * D + i * M,
+            session_id="s-ld2",
+            product_id=f"p{i}",
+            duration_seconds=seconds,
+        )
     for i in range(4):
         add("de", "page_view", -(i + 1) * 2 * H, session_id=f"s-de-{i}")
     add("re", "page_view", -20 * D)
@@ -67,22 +79,33 @@ def pipeline(tmp_path_factory):
     rows, users = scenario()
     landing = root / "landing"
     write_events(landing, "events.csv", rows)
-    write_rows(landing / "customers" / "customers.csv", [
-        {"customer_id": user, "email": f" {user.upper()}@Example.com ",
-         "consent_email": user != "nc", "consent_push": True}
-        for user in users
-    ])
-    write_rows(landing / "erasure_requests" / "requests.csv",
-               [{"user_id": "gone", "requested_at": "2026-02-28T00:00:00Z"}])
+    write_rows(
+        landing / "customers" / "customers.csv",
+        [
+            {
+                "customer_id": user,
+                "email": f" {user.upper()}@Example.com ",
+                "consent_email": user != "nc",
+                "consent_push": True,
+            }
+            for user in users
+        ],
+    )
+    write_rows(
+        landing / "erasure_requests" / "requests.csv",
+        [{"user_id": "gone", "requested_at": "2026-02-28T00:00:00Z"}],
+    )
     run(landing, root / "warehouse.duckdb")
     return root
 
 
 def members(root: Path, segment: str) -> set[str]:
     return {
-        user for (user,) in query(
+        user
+        for (user,) in query(
             root / "warehouse.duckdb",
-            "select user_id from marts.segment_memberships where segment = $s", {"s": segment},
+            "select user_id from marts.segment_memberships where segment = $s",
+            {"s": segment},
         )
     }
 
@@ -95,8 +118,8 @@ def exported(root: Path, segment: str, export_id: str = EXPORT) -> set[str]:
 def reason(root: Path, segment: str, user: str) -> str | None:
     (value,) = query(
         root / "warehouse.duckdb",
-        "select suppression_reason from marts.audience_members "
-        "where segment = $s and user_id = $u", {"s": segment, "u": user},
+        "select suppression_reason from marts.audience_members where segment = $s and user_id = $u",
+        {"s": segment, "u": user},
     )
     return value[0]
 
@@ -126,9 +149,10 @@ def test_segment_rule_selects_its_member_and_not_the_near_miss(
 
 
 def test_category_enthusiasts_name_the_category(pipeline):
-    assert query(pipeline / "warehouse.duckdb",
-                 "select category from segments.seg_category_enthusiasts where user_id = 'ce'") \
-        == [("toys",)]
+    assert query(
+        pipeline / "warehouse.duckdb",
+        "select category from segments.seg_category_enthusiasts where user_id = 'ce'",
+    ) == [("toys",)]
 
 
 def test_every_user_sits_in_exactly_one_journey_stage(pipeline):
@@ -139,15 +163,21 @@ def test_every_user_sits_in_exactly_one_journey_stage(pipeline):
         "group by 1 having count(m.segment) <> 1",
     )
     assert per_user == []
-    assert "journey_loyalty" in {s for (s,) in query(
-        pipeline / "warehouse.duckdb",
-        "select segment from marts.segment_memberships where user_id = 'fb' "
-        "and segment like 'journey_%'")}
+    assert "journey_loyalty" in {
+        s
+        for (s,) in query(
+            pipeline / "warehouse.duckdb",
+            "select segment from marts.segment_memberships where user_id = 'fb' "
+            "and segment like 'journey_%'",
+        )
+    }
 
 
 def test_holdout_is_a_stable_hash_of_segment_and_user(pipeline):
-    rows = query(pipeline / "warehouse.duckdb",
-                 "select segment, user_id, is_holdout from marts.int_segment_members")
+    rows = query(
+        pipeline / "warehouse.duckdb",
+        "select segment, user_id, is_holdout from marts.int_segment_members",
+    )
     assert rows
     for segment, user, is_holdout in rows:
         bucket = int(hashlib.md5(f"{segment}|{user}".encode()).hexdigest()[:8], 16) % 10000
@@ -155,8 +185,10 @@ def test_holdout_is_a_stable_hash_of_segment_and_user(pipeline):
 
 
 def test_holdout_members_are_never_exported(pipeline):
-    held = query(pipeline / "warehouse.duckdb",
-                 "select segment, user_id from marts.segment_memberships where is_holdout")
+    held = query(
+        pipeline / "warehouse.duckdb",
+        "select segment, user_id from marts.segment_memberships where is_holdout",
+    )
     for segment, user in held:
         assert user not in exported(pipeline, segment)
 
@@ -168,9 +200,10 @@ def test_user_without_consent_for_the_channel_is_not_exported(pipeline):
 
 
 def test_erased_user_is_in_no_membership_and_no_file(pipeline):
-    assert query(pipeline / "warehouse.duckdb",
-                 "select count(*) from marts.segment_membership_history where user_id = 'gone'") \
-        == [(0,)]
+    assert query(
+        pipeline / "warehouse.duckdb",
+        "select count(*) from marts.segment_membership_history where user_id = 'gone'",
+    ) == [(0,)]
     for path in (pipeline / "exports" / EXPORT).glob("*.csv"):
         assert "gone" not in path.read_text()
 
@@ -212,27 +245,39 @@ def test_export_manifest_records_the_passed_validation(pipeline):
 
     manifest = json.loads((pipeline / "exports" / EXPORT / "manifest.json").read_text())
     assert {name: result["success"] for name, result in manifest["validation"].items()} == {
-        "audience_exports": True, "export_files": True, "segment_memberships": True,
+        "audience_exports": True,
+        "export_files": True,
+        "segment_memberships": True,
         "user_metrics": True,
     }
 
 
 def test_leaving_and_reentering_opens_a_new_stay_and_cooldown_suppresses_it(tmp_path):
     landing, warehouse = tmp_path / "landing", tmp_path / "warehouse.duckdb"
-    write_rows(landing / "customers" / "c.csv", [
-        {"customer_id": "cd", "email": "cd@example.com", "consent_push": True}])
+    write_rows(
+        landing / "customers" / "c.csv",
+        [{"customer_id": "cd", "email": "cd@example.com", "consent_push": True}],
+    )
     views = [event(f"a{i}", "product_view", at(-(i + 1) * H), user_id="cd") for i in range(6)]
     write_events(landing, "day1.csv", views)
-    run(landing, warehouse)                          # in high_intent_browsers, exported
-    run(landing, warehouse, as_of=AS_OF + 2 * D)     # the views are old: out
+    run(landing, warehouse)  # in high_intent_browsers, exported
+    run(landing, warehouse, as_of=AS_OF + 2 * D)  # the views are old: out
     later = AS_OF + 2 * D + 12 * H
-    write_events(landing, "day3.csv", [
-        event(f"b{i}", "product_view", at(-(i + 1) * H, base=later), user_id="cd")
-        for i in range(6)])
-    run(landing, warehouse, as_of=later)             # back in, within the 3-day cooldown
+    write_events(
+        landing,
+        "day3.csv",
+        [
+            event(f"b{i}", "product_view", at(-(i + 1) * H, base=later), user_id="cd")
+            for i in range(6)
+        ],
+    )
+    run(landing, warehouse, as_of=later)  # back in, within the 3-day cooldown
 
-    stays = query(warehouse, "select valid_from, valid_to from marts.segment_membership_history "
-                  "where segment = 'high_intent_browsers' and user_id = 'cd' order by 1")
+    stays = query(
+        warehouse,
+        "select valid_from, valid_to from marts.segment_membership_history "
+        "where segment = 'high_intent_browsers' and user_id = 'cd' order by 1",
+    )
     assert stays == [(AS_OF, AS_OF + 2 * D), (later, None)]
     exports = tmp_path / "exports"
     first = (exports / EXPORT / "high_intent_browsers.csv").read_text()
@@ -242,5 +287,8 @@ def test_leaving_and_reentering_opens_a_new_stay_and_cooldown_suppresses_it(tmp_
     assert "cd," in first
     assert "cd," in second.read_text()
     assert "cd," not in third
-    assert query(warehouse, "select suppression_reason from marts.audience_members "
-                 "where user_id = 'cd' and segment = 'high_intent_browsers'") == [("cooldown",)]
+    assert query(
+        warehouse,
+        "select suppression_reason from marts.audience_members "
+        "where user_id = 'cd' and segment = 'high_intent_browsers'",
+    ) == [("cooldown",)]

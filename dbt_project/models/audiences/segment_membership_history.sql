@@ -10,18 +10,18 @@
 {#- One row per stay of a user in a segment. Each run compares the members as of as_of
     with the open stays: new members open a stay (valid_from = as_of), departed members
     close theirs (valid_to = as_of). A user who leaves and comes back gets a new row.
-    History only moves forward: a run as of an earlier instant than the last one recorded
-    would rewrite it, so it stops with an error (rebuild with --full-refresh). -#}
+    History only moves forward: a run as of an instant before the last one recorded (a
+    backfill) records nothing here; segment_memberships still answers as of that instant. -#}
 
-{% if execute and is_incremental() %}
+{%- set history_is_ahead = false -%}
+{%- if execute and is_incremental() -%}
     {%- set latest = run_query("select cast(max(valid_from) as varchar) from " ~ this).columns[0].values()[0] -%}
     {%- set requested = var('segments__as_of', '') | string | trim -%}
     {%- if latest and requested and requested < latest -%}
-        {{ exceptions.raise_compiler_error(
-            "segment_membership_history is recorded up to " ~ latest ~ "; as_of " ~ requested
-            ~ " is earlier. Run with --full-refresh to rebuild membership history from that instant.") }}
+        {%- set history_is_ahead = true -%}
+        {{ log("segment_membership_history is recorded up to " ~ latest ~ "; as_of " ~ requested ~ " is earlier, so it is left as it is", info=true) }}
     {%- endif -%}
-{% endif %}
+{%- endif %}
 
 with
 
@@ -93,3 +93,4 @@ final as (
 {% endif %}
 
 select * from final
+{% if history_is_ahead %}where 1 = 0{% endif %}

@@ -1,12 +1,7 @@
+{#- The members as of as_of. entered_at is the start of the recorded stay that covers
+    as_of, or as_of itself when history does not reach back that far (a backfill). -#}
+
 with
-
-open_stays as (
-
-    select segment, user_id, valid_from
-    from {{ ref('segment_membership_history') }}
-    where valid_to is null
-
-),
 
 members as (
 
@@ -14,17 +9,26 @@ members as (
 
 ),
 
+covering_stays as (
+
+    select segment, user_id, valid_from
+    from {{ ref('segment_membership_history') }}
+    where valid_from <= {{ as_of() }}
+        and (valid_to is null or valid_to > {{ as_of() }})
+
+),
+
 final as (
 
     select
-        open_stays.segment,
-        open_stays.user_id,
-        open_stays.valid_from as entered_at,
+        members.segment,
+        members.user_id,
+        coalesce(covering_stays.valid_from, {{ as_of() }}) as entered_at,
         members.is_holdout
-    from open_stays
-    inner join members
-        on open_stays.segment = members.segment
-        and open_stays.user_id = members.user_id
+    from members
+    left join covering_stays
+        on members.segment = covering_stays.segment
+        and members.user_id = covering_stays.user_id
 
 )
 
