@@ -287,9 +287,8 @@ def _stage_file(
             f"{raw_row} as raw_row, true as is_readable, "
             f"{_select_columns(landed.entity, available, 'src')} from {reader} as src"
         )
-    before = conn.execute(f"select count(*) from {staging}").fetchone()[0]
-    conn.execute(query, {"source": source, "path": str(path)})
-    return conn.execute(f"select count(*) from {staging}").fetchone()[0] - before
+    # An INSERT answers with the number of rows it inserted.
+    return conn.execute(query, {"source": source, "path": str(path)}).fetchone()[0]
 
 
 # One query per entity turns staged text rows into (reason, typed columns). The first
