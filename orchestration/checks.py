@@ -1,12 +1,15 @@
 """Great Expectations suites as blocking asset checks: a failed suite stops the exports
 downstream of the asset it guards, and the run fails."""
 
+from pathlib import Path
+
 import dagster as dg
 
 from orchestration.dbt_project import dbt_project, load_manifest, segment_specs
 from orchestration.exports import stamp
 from orchestration.ingestion import connect
-from orchestration.resources import PipelineSettings
+from orchestration.resources import PipelineSettings, run_settings
+from orchestration.settings import Settings
 from orchestration.validation import (
     Suite,
     load_suites,
@@ -16,8 +19,8 @@ from orchestration.validation import (
 )
 
 
-def validation_folder(settings: PipelineSettings):
-    resolved = settings.to_settings().resolved()
+def validation_folder(resolved: Settings) -> Path:
+    """Where the suites' results of one as_of are kept."""
     return resolved.exports_dir / "validation" / stamp(resolved.as_of)
 
 
@@ -28,8 +31,10 @@ def _suite_check(suite: Suite) -> dg.AssetChecksDefinition:
         blocking=True,
         description=f"Great Expectations suite {suite.name}: {suite.description}",
     )
-    def _check(settings: PipelineSettings) -> dg.AssetCheckResult:
-        resolved = settings.to_settings().resolved()
+    def _check(
+        context: dg.AssetCheckExecutionContext, settings: PipelineSettings
+    ) -> dg.AssetCheckResult:
+        resolved = run_settings(context, settings)
         conn = connect(resolved.warehouse, read_only=True)
         try:
             frame = conn.execute(suite.query).df()
@@ -37,7 +42,7 @@ def _suite_check(suite: Suite) -> dg.AssetChecksDefinition:
             conn.close()
         known = [spec.name for spec in segment_specs(load_manifest(dbt_project))]
         result = validate(suite, frame, standard_parameters(resolved.as_of, known))
-        report = write_report(validation_folder(settings), result)
+        report = write_report(validation_folder(resolved), result)
         return dg.AssetCheckResult(
             passed=result.success,
             severity=dg.AssetCheckSeverity.ERROR,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
@@ -78,8 +79,17 @@ def dbt_vars(settings: Settings) -> dict[str, object]:
     return {**settings.dbt_vars, "segments__as_of": settings.as_of_text}
 
 
-def dbt_build_args(settings: Settings) -> list[str]:
-    args = ["build", "--vars", json.dumps(dbt_vars(settings), sort_keys=True)]
+def dbt_build_args(
+    settings: Settings, partition_window: tuple[datetime, datetime] | None = None
+) -> list[str]:
+    """`dbt build` with the run's vars; a partition window [start, end) makes the
+    event-level models reprocess the events that occurred in it."""
+    variables = dbt_vars(settings)
+    if partition_window is not None:
+        start, end = partition_window
+        variables["segments__partition_start"] = start.strftime("%Y-%m-%d %H:%M:%S")
+        variables["segments__partition_end"] = end.strftime("%Y-%m-%d %H:%M:%S")
+    args = ["build", "--vars", json.dumps(variables, sort_keys=True)]
     if settings.full_refresh:
         args.append("--full-refresh")
     return args

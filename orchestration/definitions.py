@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.assets.dbt import audience_models, dbt_models
+from orchestration.assets.dbt import audience_models, dbt_models, event_models
 from orchestration.assets.exports import audience_files
 from orchestration.assets.ingestion import landing_files
 from orchestration.checks import SUITE_CHECKS
+from orchestration.jobs import pipeline_job, refresh_job
+from orchestration.schedules import SCHEDULES
 from orchestration.resources import build_resources
+from orchestration.sensors import new_landing_files
 from orchestration.settings import Settings
 
-ALL_ASSETS = [landing_files, dbt_models, audience_models, audience_files]
-# The whole graph: what `segments run` executes in process, and what schedules launch.
-PIPELINE_JOB = dg.define_asset_job("segments_pipeline", selection=dg.AssetSelection.all())
+ALL_ASSETS = [landing_files, event_models, dbt_models, audience_models, audience_files]
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=ALL_ASSETS,
         asset_checks=SUITE_CHECKS,
-        jobs=[PIPELINE_JOB],
+        jobs=[pipeline_job, refresh_job],
+        schedules=SCHEDULES,
+        sensors=[new_landing_files],
         resources=build_resources(settings or Settings.from_env()),
     )
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from orchestration.definitions import PIPELINE_JOB, build_definitions
+from orchestration.definitions import build_definitions
+from orchestration.jobs import pipeline_job
 from orchestration.ingestion import connect
 from orchestration.settings import Settings
 
@@ -83,7 +84,7 @@ def run_pipeline(settings: Settings, log_level: str = "CRITICAL") -> RunSummary:
     failure itself comes back as a one-line PipelineError)."""
     settings = settings.resolved()
     started = time.monotonic()
-    job = build_definitions(settings).resolve_job_def(PIPELINE_JOB.name)
+    job = build_definitions(settings).resolve_job_def(pipeline_job.name)
     result = job.execute_in_process(
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         raise_on_error=False,

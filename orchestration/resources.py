@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from pathlib import Path
 
 import dagster as dg
@@ -43,6 +44,29 @@ class PipelineSettings(dg.ConfigurableResource):
             full_refresh=self.full_refresh,
             dbt_vars=json.loads(self.dbt_vars_json),
         )
+
+
+AS_OF_TAG = "segments/as_of"
+FULL_REFRESH_TAG = "segments/full_refresh"
+
+
+def run_settings(context, settings: PipelineSettings) -> Settings:
+    """The settings of this run with as_of fixed once for all its steps: the run's
+    `segments/as_of` tag (schedules set it), else the configured as_of, else the moment
+    the run was created."""
+    resolved = settings.to_settings()
+    tags = context.run.tags
+    if tags.get(AS_OF_TAG):
+        resolved = resolved.with_overrides(as_of=parse_as_of(tags[AS_OF_TAG]))
+    elif resolved.as_of is None:
+        record = context.instance.get_run_record_by_id(context.run_id)
+        created = record.create_timestamp if record else None
+        resolved = resolved.with_overrides(
+            as_of=created.astimezone(UTC).replace(tzinfo=None) if created else None
+        )
+    if tags.get(FULL_REFRESH_TAG) == "true":
+        resolved = resolved.with_overrides(full_refresh=True)
+    return resolved.resolved()
 
 
 def build_resources(settings: Settings) -> dict[str, object]:

@@ -1,8 +1,10 @@
 """The dbt project's models and tests, as Dagster assets and asset checks.
 
-Two invocations: first every model but the audiences, then the audience models
-(tag:audience). The audience union finds segment models through dbt's graph at run time,
-which dbt cannot order by, so Dagster does: the union depends on every segment model."""
+Three dbt nodes groups: the event-level models (tag:event_level, daily partitions: a backfill
+reprocesses the events of its days; an unpartitioned run takes what was ingested since the
+last), then every other model but the audiences, then the audience models (tag:audience).
+The audience union finds segment models through dbt's graph at run time, which dbt cannot
+order by, so Dagster does: the union depends on every segment model."""
 
 import os
 from collections.abc import Iterator, Mapping
@@ -10,7 +12,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+)
 
 from orchestration.dbt_project import (
     dbt_build_args,
@@ -19,9 +27,13 @@ from orchestration.dbt_project import (
     load_manifest,
     segment_models,
 )
-from orchestration.resources import PipelineSettings
+from orchestration.partitions import daily_partitions
+from orchestration.resources import PipelineSettings, run_settings
 
 AUDIENCE_TAG = "tag:audience"
+# Only the event-level models: what they read stays unpartitioned, which Dagster needs to
+# run them outside a partitioned run too. Dagster splits dbt_models around this step.
+EVENT_LEVEL = "tag:event_level"
 SEGMENT_UNION_MODEL = "int_segment_members"
 
 MANIFEST = load_manifest(dbt_project)
@@ -54,6 +66,12 @@ class SegmentsTranslator(DagsterDbtTranslator):
 
 
 TRANSLATOR = SegmentsTranslator()
+# The event-level models are partitioned, and Dagster can only attach a check result to a
+# partitioned asset inside a partitioned run; their dbt tests still run in `dbt build`
+# and fail the step when they fail.
+EVENT_TRANSLATOR = SegmentsTranslator(
+    settings=DagsterDbtTranslatorSettings(enable_asset_checks=False)
+)
 
 
 @contextmanager
@@ -71,18 +89,48 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings):
-    resolved = settings.to_settings().resolved()
+    resolved = run_settings(context, settings)
+    window = None
+    if context.has_partition_key or context.has_partition_key_range:
+        time_window = context.partition_time_window
+        window = (time_window.start.replace(tzinfo=None), time_window.end.replace(tzinfo=None))
     with _environment(dbt_environment(resolved)):
-        yield from dbt.cli(dbt_build_args(resolved), context=context).stream()
+        yield from dbt.cli(dbt_build_args(resolved, window), context=context).stream()
 
 
-@dbt_assets(manifest=MANIFEST, dagster_dbt_translator=TRANSLATOR, exclude=AUDIENCE_TAG)
+@dbt_assets(
+    manifest=MANIFEST,
+    dagster_dbt_translator=EVENT_TRANSLATOR,
+    select=EVENT_LEVEL,
+    partitions_def=daily_partitions,
+    name="event_models",
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def event_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings
+):
+    """The event-level incremental models. A backfill of a date range runs once for the
+    whole range and reprocesses the events that occurred in it."""
+    yield from _build(context, dbt, settings)
+
+
+@dbt_assets(
+    manifest=MANIFEST,
+    dagster_dbt_translator=TRANSLATOR,
+    exclude=f"{AUDIENCE_TAG} {EVENT_LEVEL}",
+    name="dbt_models",
+)
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings):
     """Staging, intermediate, marts and segment models with their tests."""
     yield from _build(context, dbt, settings)
 
 
-@dbt_assets(manifest=MANIFEST, dagster_dbt_translator=TRANSLATOR, select=AUDIENCE_TAG)
+@dbt_assets(
+    manifest=MANIFEST,
+    dagster_dbt_translator=TRANSLATOR,
+    select=AUDIENCE_TAG,
+    name="audience_models",
+)
 def audience_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings
 ):

@@ -9,7 +9,7 @@ from orchestration.checks import GUARDED_ASSETS, validation_folder
 from orchestration.dbt_project import dbt_project, load_manifest, segment_specs
 from orchestration.exports import export_audiences
 from orchestration.ingestion import connect
-from orchestration.resources import PipelineSettings
+from orchestration.resources import PipelineSettings, run_settings
 
 
 @dg.asset(
@@ -22,11 +22,11 @@ from orchestration.resources import PipelineSettings
     "atomically under <exports>/<as_of>/; exports/latest.json names the newest.",
 )
 def audience_files(context: dg.AssetExecutionContext, settings: PipelineSettings):
-    resolved = settings.to_settings().resolved()
+    resolved = run_settings(context, settings)
     started = time.monotonic()
     validation = {
         path.stem: json.loads(path.read_text())
-        for path in sorted(validation_folder(settings).glob("*.json"))
+        for path in sorted(validation_folder(resolved).glob("*.json"))
     }
     specs = segment_specs(load_manifest(dbt_project))
     clear = bool(resolved.dbt_vars.get("segments__export_clear_addresses", False))

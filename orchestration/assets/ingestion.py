@@ -5,7 +5,7 @@ import time
 import dagster as dg
 
 from orchestration.ingestion import connect, ingest
-from orchestration.resources import PipelineSettings
+from orchestration.resources import PipelineSettings, run_settings
 from orchestration.settings import utc_now
 
 RAW_TABLES = ("events", "customers", "erasure_requests")
@@ -25,7 +25,7 @@ RAW_TABLES = ("events", "customers", "erasure_requests")
 )
 def landing_files(context: dg.AssetExecutionContext, settings: PipelineSettings):
     """Ingests every new landing file once: typed, de-duplicated, bad rows quarantined."""
-    resolved = settings.to_settings().resolved()
+    resolved = run_settings(context, settings)
     started = time.monotonic()
     conn = connect(resolved.warehouse)
     try:

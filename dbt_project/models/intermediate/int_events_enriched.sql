@@ -4,15 +4,21 @@
         incremental_strategy='delete+insert',
         unique_key='event_id',
         on_schema_change='append_new_columns',
+        tags=['event_level'],
         post_hook=[
-            "delete from {{ this }} where user_id in (select identity from {{ ref('stg_raw__erased_identities') }}) or anonymous_id in (select identity from {{ ref('stg_raw__erased_identities') }})"
+            "delete from {{ this }} where user_id in ({{ erased_identities_query() }}) or anonymous_id in ({{ erased_identities_query() }})"
         ],
     )
 }}
 
 {#- Incremental on the ingestion watermark, not on occurred_at: an event that arrives
     days after it occurred is picked up by the next run however late it is. The lookback
-    re-reads a margin before the watermark; delete+insert on event_id keeps that idempotent. -#}
+    re-reads a margin before the watermark; delete+insert on event_id keeps that idempotent.
+    A partitioned run (a Dagster backfill) passes segments__partition_start/_end and
+    reprocesses every event that occurred in [start, end) instead. -#}
+
+{%- set partition_start = var('segments__partition_start', '') | string | trim -%}
+{%- set partition_end = var('segments__partition_end', '') | string | trim -%}
 
 with
 
@@ -20,7 +26,10 @@ events as (
 
     select * from {{ ref('stg_raw__events') }}
 
-    {% if is_incremental() %}
+    {% if is_incremental() and partition_start %}
+    where occurred_at >= cast('{{ partition_start }}' as {{ dbt.type_timestamp() }})
+        and occurred_at < cast('{{ partition_end }}' as {{ dbt.type_timestamp() }})
+    {% elif is_incremental() %}
     where ingested_at > (
         select coalesce(
             {{ dbt.dateadd('hour', -1 * var('segments__incremental_lookback_hours'), 'max(ingested_at)') }},
