@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from orchestration.definitions import build_definitions
-from orchestration.jobs import pipeline_job
 from orchestration.ingestion import connect
+from orchestration.jobs import pipeline_job
 from orchestration.settings import Settings
 
 
