@@ -38,7 +38,7 @@ docs: install
 	@echo "dbt docs: dbt_project/target/index.html (serve with: cd dbt_project && uv run dbt docs serve)"
 
 dev: install
-	SEGMENTS_LANDING_DIR=$(abspath $(DATA))/landing SEGMENTS_WAREHOUSE=$(abspath $(DATA))/warehouse.duckdb \
+	DAGSTER_HOME=$(abspath dagster_home) SEGMENTS_LANDING_DIR=$(abspath $(DATA))/landing SEGMENTS_WAREHOUSE=$(abspath $(DATA))/warehouse.duckdb \
 	SEGMENTS_EXPORT_DIR=$(abspath $(DATA))/exports \
 		$(UV) run --frozen dagster dev -m orchestration.definitions
 

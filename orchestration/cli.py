@@ -72,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--full-refresh", action="store_true", help="rebuild incremental models from scratch"
     )
+    run.add_argument(
+        "--wait",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="if another run holds the warehouse, wait up to this long (default: fail at once)",
+    )
     run.add_argument("--verbose", action="store_true", help="show Dagster's and dbt's logs")
     return parser
 
@@ -118,7 +125,9 @@ def _run(args: argparse.Namespace) -> int:
     print(
         f"segments run: landing {settings.landing_dir}, as_of {settings.as_of_text} UTC", flush=True
     )
-    summary = run_pipeline(settings, log_level="INFO" if args.verbose else "CRITICAL")
+    summary = run_pipeline(
+        settings, log_level="INFO" if args.verbose else "CRITICAL", wait_seconds=args.wait
+    )
     print(format_summary(summary, settings))
     return 0
 

@@ -11,6 +11,7 @@ import dagster as dg
 from orchestration.definitions import build_definitions
 from orchestration.ingestion import connect
 from orchestration.jobs import pipeline_job
+from orchestration.locking import warehouse_lock
 from orchestration.settings import Settings
 
 
@@ -79,10 +80,17 @@ def _failure_reason(result: dg.ExecuteInProcessResult) -> str:
     return "the run failed"
 
 
-def run_pipeline(settings: Settings, log_level: str = "CRITICAL") -> RunSummary:
-    """Runs the asset graph; Dagster's console log shows only `log_level` and above (the
-    failure itself comes back as a one-line PipelineError)."""
+def run_pipeline(
+    settings: Settings, log_level: str = "CRITICAL", wait_seconds: float = 0
+) -> RunSummary:
+    """Runs the asset graph while holding the warehouse's run lock; Dagster's console log
+    shows only `log_level` and above (a failure comes back as a one-line PipelineError)."""
     settings = settings.resolved()
+    with warehouse_lock(settings.warehouse, wait_seconds):
+        return _run_locked(settings, log_level)
+
+
+def _run_locked(settings: Settings, log_level: str) -> RunSummary:
     started = time.monotonic()
     job = build_definitions(settings).resolve_job_def(pipeline_job.name)
     result = job.execute_in_process(
