@@ -35,15 +35,25 @@ def audience_files(context: dg.AssetExecutionContext, settings: PipelineSettings
         result = export_audiences(
             conn, resolved.exports_dir, resolved.as_of, specs, validation, clear_addresses=clear
         )
+        stats = _segment_stats(conn, resolved.as_of)
+        mart_rows = {
+            table: conn.execute(f"select count(*) from marts.{table}").fetchone()[0]
+            for table in MART_TABLES
+        }
     finally:
         conn.close()
-    table = "\n".join(
-        ["| segment | channel | rows | added | removed |", "|---|---|---:|---:|---:|"]
-        + [
-            f"| {name} | {info['channel']} | {info['rows']} | {info['added']} | {info['removed']} |"
-            for name, info in result.segments.items()
-        ]
+    header = (
+        "| segment | channel | members | holdout | suppressed | exported | entered | exited "
+        "| added | removed |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
+    rows = []
+    for name, info in result.segments.items():
+        members, holdout, suppressed, entered, exited = stats.get(name, (0, 0, 0, 0, 0))
+        rows.append(
+            f"| {name} | {info['channel']} | {members} | {holdout} | {suppressed} | "
+            f"{info['rows']} | {entered} | {exited} | {info['added']} | {info['removed']} |"
+        )
+    table = "\n".join([header, *rows])
     return dg.MaterializeResult(
         metadata={
             "export_id": result.export_id,
@@ -53,9 +63,45 @@ def audience_files(context: dg.AssetExecutionContext, settings: PipelineSettings
             "unchanged_rerun": result.unchanged,
             "rows_exported": sum(info["rows"] for info in result.segments.values()),
             "segments": dg.MetadataValue.md(table),
+            "mart_rows": dg.MetadataValue.json(mart_rows),
             "segment_sizes": dg.MetadataValue.json(
                 {name: info["rows"] for name, info in result.segments.items()}
             ),
             "elapsed_seconds": round(time.monotonic() - started, 2),
         }
     )
+
+
+MART_TABLES = (
+    "user_metrics",
+    "cart_abandonments",
+    "customer_rfm",
+    "cohort_retention",
+    "segment_memberships",
+    "audience_members",
+)
+
+
+def _segment_stats(conn, as_of) -> dict[str, tuple[int, int, int, int, int]]:
+    """Per segment: members, holdout, suppressed (other reasons), entered and exited on
+    as_of's day. Counts only: no user ids in metadata."""
+    rows = conn.execute(
+        """
+        with members as (
+            select segment, count(*) as members,
+                count(*) filter (where is_holdout) as holdout,
+                count(*) filter (where suppression_reason is not null and not is_holdout)
+                    as suppressed
+            from marts.audience_members group by segment
+        ),
+        changes as (
+            select segment, entered, exited from marts.segment_membership_changes
+            where change_date = cast($as_of as date)
+        )
+        select members.segment, members.members, members.holdout, members.suppressed,
+            coalesce(changes.entered, 0), coalesce(changes.exited, 0)
+        from members left join changes using (segment)
+        """,
+        {"as_of": as_of},
+    ).fetchall()
+    return {row[0]: tuple(int(value) for value in row[1:]) for row in rows}

@@ -57,6 +57,18 @@ def landing_files(context: dg.AssetExecutionContext, settings: PipelineSettings)
                 rows_quarantined=report.rows_quarantined,
                 rows_duplicate=report.rows_duplicate,
                 quarantined_by_reason=dg.MetadataValue.json(report.quarantined_by_reason),
+                quarantine=dg.MetadataValue.md(
+                    "\n".join(
+                        ["| reason | rows |", "|---|---:|"]
+                        + [f"| {r} | {n} |" for r, n in report.quarantined_by_reason.items()]
+                    )
+                ),
+                rejected_files=dg.MetadataValue.md(
+                    "\n".join(
+                        ["| file | error |", "|---|---|"]
+                        + [f"| {p} | {e.replace('|', '/')} |" for p, e in report.files_rejected]
+                    )
+                ),
                 elapsed_seconds=elapsed,
             )
         yield dg.MaterializeResult(asset_key=["raw", table], metadata=metadata)
