@@ -13,26 +13,12 @@ import duckdb
 import pandas as pd
 import pytest
 
+from orchestration.ingestion import ENTITY_COLUMNS
 from orchestration.pipeline import run_pipeline
 from orchestration.settings import Settings
 
 AS_OF = datetime(2026, 3, 1)
-EVENT_COLUMNS = (
-    "event_id",
-    "event_type",
-    "occurred_at",
-    "user_id",
-    "anonymous_id",
-    "session_id",
-    "product_id",
-    "category",
-    "price",
-    "revenue",
-    "quantity",
-    "order_id",
-    "duration_seconds",
-    "properties",
-)
+EVENT_COLUMNS = ENTITY_COLUMNS["events"]
 
 
 def at(delta: timedelta, base: datetime = AS_OF) -> str:
