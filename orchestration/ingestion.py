@@ -230,20 +230,48 @@ def _json_columns(entity: str) -> str:
     return ", ".join(selected)
 
 
+def _local_source(landed: LandedFile, file_seq: int, workdir: Path) -> str:
+    """The path DuckDB reads: a gzipped Parquet file is unpacked first."""
+    if landed.file_format == "parquet" and landed.gzipped:
+        unpacked = workdir / f"{file_seq}.parquet"
+        if not unpacked.exists():
+            with gzip.open(landed.path, "rb") as packed, unpacked.open("wb") as out:
+                shutil.copyfileobj(packed, out)
+        return str(unpacked)
+    return str(landed.path)
+
+
+def _tabular_reader(
+    conn: duckdb.DuckDBPyConnection, landed: LandedFile, source: str
+) -> tuple[str, str, list[str], str]:
+    """For a CSV or Parquet file: the reader, its 1-based row number, its columns, and
+    the expression of a row as a JSON object."""
+    if landed.file_format == "csv":
+        reader = "read_csv($source, all_varchar = true, header = true, hive_partitioning = false)"
+        row_number = "row_number() over ()"
+    else:
+        reader = "read_parquet($source, file_row_number = true, hive_partitioning = false)"
+        row_number = "src.file_row_number + 1"
+    described = conn.execute(f"describe select * from {reader}", {"source": source}).fetchall()
+    available = [row[0] for row in described if row[0] != "file_row_number"]
+    if landed.file_format == "csv":
+        raw_row = "to_json(src)"
+    else:
+        quoted = ['"' + name.replace('"', '""') + '"' for name in available]
+        raw_row = "to_json(struct_pack(" + ", ".join(f"{q} := src.{q}" for q in quoted) + "))"
+    return reader, row_number, available, raw_row
+
+
 def _stage_file(
     conn: duckdb.DuckDBPyConnection, landed: LandedFile, file_seq: int, workdir: Path
 ) -> int:
-    """Appends the file's rows to the staging table of its entity; returns rows landed."""
+    """Appends the file's rows to the staging table of its entity; returns rows landed.
+    A JSON line is kept as its raw row; for CSV and Parquet the raw row is built later,
+    only for the rows that are quarantined (_fill_raw_rows)."""
     path = landed.path
     if landed.file_format is None:
         raise ValueError(f"unsupported file type {path.name!r} (expected .csv, .parquet, .jsonl)")
-    source = str(path)
-    if landed.file_format == "parquet" and landed.gzipped:
-        unpacked = workdir / f"{file_seq}.parquet"
-        with gzip.open(path, "rb") as packed, unpacked.open("wb") as out:
-            shutil.copyfileobj(packed, out)
-        source = str(unpacked)
-
+    source = _local_source(landed, file_seq, workdir)
     staging = f"landed_{landed.entity}"
     prefix = f"{file_seq} as file_seq, $path as source_file"
     if landed.file_format == "jsonl":
@@ -257,45 +285,51 @@ def _stage_file(
             f"{_json_columns(landed.entity)} from {reader} where trim(line) <> ''"
         )
     else:
-        if landed.file_format == "csv":
-            reader = (
-                "read_csv($source, all_varchar = true, header = true, hive_partitioning = false)"
-            )
-            row_number = "row_number() over ()"
-        else:
-            reader = "read_parquet($source, file_row_number = true, hive_partitioning = false)"
-            row_number = "src.file_row_number + 1"
-        available = [
-            row[0]
-            for row in conn.execute(
-                f"describe select * from {reader}", {"source": source}
-            ).fetchall()
-        ]
-        available = [name for name in available if name != "file_row_number"]
-        raw_row = (
-            "to_json(src)"
-            if landed.file_format == "csv"
-            else "to_json(struct_pack("
-            + ", ".join(
-                '"' + n.replace('"', '""') + '" := src."' + n.replace('"', '""') + '"'
-                for n in available
-            )
-            + "))"
-        )
+        reader, row_number, available, _raw_row = _tabular_reader(conn, landed, source)
         query = (
             f"insert into {staging} select {prefix}, {row_number} as source_row, "
-            f"{raw_row} as raw_row, true as is_readable, "
+            f"null as raw_row, true as is_readable, "
             f"{_select_columns(landed.entity, available, 'src')} from {reader} as src"
         )
     # An INSERT answers with the number of rows it inserted.
     return conn.execute(query, {"source": source, "path": str(path)}).fetchone()[0]
 
 
+def _fill_raw_rows(
+    conn: duckdb.DuckDBPyConnection, staged: list[tuple[int, LandedFile]], workdir: Path
+) -> None:
+    """Reads again the CSV and Parquet files that have quarantined rows and keeps those
+    rows whole: the cost of the raw row is paid only for bad rows."""
+    for entity in ENTITIES:
+        bad_files = {
+            file_seq
+            for (file_seq,) in conn.execute(
+                f"select distinct file_seq from decided_{entity} "
+                "where reason is not null and raw_row is null"
+            ).fetchall()
+        }
+        for file_seq, landed in staged:
+            if file_seq not in bad_files:
+                continue
+            source = _local_source(landed, file_seq, workdir)
+            reader, row_number, _available, raw_row = _tabular_reader(conn, landed, source)
+            conn.execute(
+                f"""
+                update decided_{entity} as decided set raw_row = file_rows.raw_row
+                from (select {row_number} as source_row, {raw_row} as raw_row
+                      from {reader} as src) as file_rows
+                where decided.file_seq = $file_seq and decided.reason is not null
+                    and decided.source_row = file_rows.source_row
+                """,
+                {"source": source, "file_seq": file_seq},
+            )
+
+
 # One query per entity turns staged text rows into (reason, typed columns). The first
 # failing rule names the reason; rows with no reason are candidates for acceptance.
 _CLASSIFY_SQL = {
     "events": """
-        create or replace temp table classified_events as
+        create or replace temp view classified_events as
         with parsed as (
             select *,
                 timezone('UTC', try_cast(occurred_at as timestamptz)) as occurred_at_utc,
@@ -331,7 +365,7 @@ _CLASSIFY_SQL = {
         from parsed
     """,
     "customers": """
-        create or replace temp table classified_customers as
+        create or replace temp view classified_customers as
         with parsed as (
             select *, timezone('UTC', try_cast(signed_up_at as timestamptz)) as signed_up_at_utc
             from landed_customers
@@ -346,7 +380,7 @@ _CLASSIFY_SQL = {
         from parsed
     """,
     "erasure_requests": """
-        create or replace temp table classified_erasure_requests as
+        create or replace temp view classified_erasure_requests as
         with parsed as (
             select *, timezone('UTC', try_cast(requested_at as timestamptz)) as requested_at_utc
             from landed_erasure_requests
@@ -365,7 +399,8 @@ _CLASSIFY_SQL = {
 _CONSENT = "coalesce(lower({0}) in ('true', 't', '1', 'yes', 'y'), false)"
 
 # Accepted rows, typed. Events are de-duplicated on event_id: the first row ingested wins,
-# against this batch (file order, then row order) and every earlier batch.
+# against this batch (file order, then row order) and every earlier batch. Each entry is
+# two statements: deciding (a temp table), then inserting the accepted rows.
 _ACCEPT_SQL = {
     "events": """
         create or replace temp table decided_events as
@@ -457,8 +492,9 @@ def ingest(
     params = {"batch_id": batch_id, "ingested_at": ingested_at}
     seen = already_ingested(conn)
 
-    # Files are staged in autocommit mode into temp tables: in DuckDB a failed statement
-    # aborts the enclosing transaction, and one unreadable file must not sink the batch.
+    # Files are staged, classified and decided in autocommit mode into temp tables: in
+    # DuckDB a failed statement aborts the enclosing transaction, and one unreadable file
+    # must not sink the batch. Only the writes to the warehouse share one transaction.
     _create_staging(conn)
     staged: list[tuple[int, LandedFile]] = []
     rejected: list[tuple[Path, str, str, str]] = []
@@ -484,14 +520,20 @@ def ingest(
             staged.append((file_seq, found))
             progress(f"read {found.entity}/{found.path.name}: {rows:,} rows")
 
+        inserts = {}
+        for entity in ENTITIES:
+            # A view takes no parameters: ingested_at is our own datetime, spliced as a literal.
+            stamp = ingested_at.strftime("%Y-%m-%d %H:%M:%S.%f")
+            conn.execute(_CLASSIFY_SQL[entity].replace("$ingested_at", f"timestamp '{stamp}'"))
+            decide, insert = _ACCEPT_SQL[entity].split(";", 1)
+            conn.execute(decide)
+            inserts[entity] = insert
+        _fill_raw_rows(conn, staged, Path(workdir))
+
     conn.execute("begin transaction")
     try:
         for entity in ENTITIES:
-            conn.execute(
-                _CLASSIFY_SQL[entity],
-                {"ingested_at": ingested_at} if entity == "events" else {},
-            )
-            conn.execute(_ACCEPT_SQL[entity], params)
+            conn.execute(inserts[entity], params)
             conn.execute(
                 f"""
                 insert into audit.quarantined_events

@@ -244,3 +244,21 @@ def test_mixed_batch_reconciles_per_file(tmp_path, landing):
         "rows_quarantined, rows_duplicate from audit.ingestion_reconciliation order by 1"
     ).fetchall()
     assert rows == [("a.csv", 3, 1, 1, 1), ("b.jsonl", 2, 1, 0, 1)]
+
+
+@pytest.mark.parametrize("name", ["bad.parquet", "bad.csv.gz"])
+def test_quarantined_rows_of_tabular_files_keep_their_raw_row(tmp_path, landing, name):
+    write_events(
+        landing,
+        name,
+        [
+            event("ok", "page_view", "2026-03-01T00:00:00Z", user_id="u1"),
+            event("e9", "page_view", "soon", user_id="u1", category="toys"),
+            event("ok2", "page_view", "2026-03-01T00:00:00Z", user_id="u1"),
+        ],
+    )
+    conn, _ = ingest_into(tmp_path, landing)
+    row, raw = conn.execute("select source_row, raw_row from audit.quarantined_events").fetchone()
+    assert row == 2
+    assert '"category":"toys"' in raw and '"occurred_at":"soon"' in raw
+    assert conn.execute("select count(*) from raw.events").fetchone()[0] == 2
