@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.dbt_project import dbt_project, load_manifest, segment_specs
+from orchestration.assets.dbt import SEGMENT_SPECS
 from orchestration.exports import stamp
 from orchestration.ingestion import connect
 from orchestration.resources import PipelineSettings, run_settings
@@ -40,7 +40,7 @@ def _suite_check(suite: Suite) -> dg.AssetChecksDefinition:
             frame = conn.execute(suite.query).df()
         finally:
             conn.close()
-        known = [spec.name for spec in segment_specs(load_manifest(dbt_project))]
+        known = [spec.name for spec in SEGMENT_SPECS]
         result = validate(suite, frame, standard_parameters(resolved.as_of, known))
         report = write_report(validation_folder(resolved), result)
         return dg.AssetCheckResult(
@@ -59,5 +59,6 @@ def _suite_check(suite: Suite) -> dg.AssetChecksDefinition:
     return _check
 
 
-SUITE_CHECKS = [_suite_check(suite) for suite in load_suites().values() if suite.asset]
-GUARDED_ASSETS = sorted({suite.asset for suite in load_suites().values() if suite.asset})
+GUARDING_SUITES = [suite for suite in load_suites().values() if suite.asset]
+SUITE_CHECKS = [_suite_check(suite) for suite in GUARDING_SUITES]
+GUARDED_ASSETS = sorted({suite.asset for suite in GUARDING_SUITES})

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from orchestration.definitions import build_definitions
-from orchestration.ingestion import connect
 from orchestration.jobs import pipeline_job
 from orchestration.locking import warehouse_lock
 from orchestration.settings import Settings
@@ -32,9 +31,6 @@ class RunSummary:
     segments: dict[str, int] = field(default_factory=dict)
     users: int = 0
     abandoned_carts: int = 0
-
-
-MART_TABLES = ("user_metrics", "cart_abandonments", "customer_rfm", "cohort_retention")
 
 
 DBT_ERRORS_MARKER = "Errors parsed from dbt logs:"
@@ -102,37 +98,27 @@ def _run_locked(settings: Settings, log_level: str) -> RunSummary:
     return summarize(settings, result, time.monotonic() - started)
 
 
-def summarize(
-    settings: Settings, result: dg.ExecuteInProcessResult | None, elapsed: float
-) -> RunSummary:
+def summarize(settings: Settings, result: dg.ExecuteInProcessResult, elapsed: float) -> RunSummary:
+    """The run's figures, from what its assets recorded: no second look at the warehouse."""
     summary = RunSummary(as_of=settings.as_of_text, elapsed_seconds=round(elapsed, 1))
-    if result is not None:
-        materializations = [
+    metadata = {
+        tuple(m.asset_key.path): {key: value.value for key, value in m.metadata.items()}
+        for m in (
             event.event_specific_data.materialization
             for event in result.get_asset_materialization_events()
-        ]
-        metadata = {
-            tuple(m.asset_key.path): {key: value.value for key, value in m.metadata.items()}
-            for m in materializations
-        }
-        exported = metadata.get(("exports", "audience_files"), {})
-        summary.export_folder = str(exported.get("folder", ""))
-        summary.segments = dict(exported.get("segment_sizes", {}))
-        ingested = metadata.get(("raw", "events"), {})
-        summary.events_accepted_this_run = int(ingested.get("rows_accepted_this_run", 0))
-        summary.events_quarantined_this_run = int(ingested.get("rows_quarantined", 0))
-        summary.events_duplicate_this_run = int(ingested.get("rows_duplicate", 0))
-        summary.files_rejected_this_run = int(ingested.get("files_rejected", 0))
-    conn = connect(settings.warehouse, read_only=True)
-    try:
-        for table in MART_TABLES:
-            summary.mart_rows[table] = conn.execute(
-                f"select count(*) from marts.{table}"
-            ).fetchone()[0]
-    finally:
-        conn.close()
-    summary.users = summary.mart_rows["user_metrics"]
-    summary.abandoned_carts = summary.mart_rows["cart_abandonments"]
+        )
+    }
+    exported = metadata.get(("exports", "audience_files"), {})
+    summary.export_folder = str(exported.get("folder", ""))
+    summary.segments = dict(exported.get("segment_sizes", {}))
+    summary.mart_rows = dict(exported.get("mart_rows", {}))
+    ingested = metadata.get(("raw", "events"), {})
+    summary.events_accepted_this_run = int(ingested.get("rows_accepted_this_run", 0))
+    summary.events_quarantined_this_run = int(ingested.get("rows_quarantined", 0))
+    summary.events_duplicate_this_run = int(ingested.get("rows_duplicate", 0))
+    summary.files_rejected_this_run = int(ingested.get("files_rejected", 0))
+    summary.users = summary.mart_rows.get("user_metrics", 0)
+    summary.abandoned_carts = summary.mart_rows.get("cart_abandonments", 0)
     return summary
 
 

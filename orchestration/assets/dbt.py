@@ -26,6 +26,7 @@ from orchestration.dbt_project import (
     dbt_project,
     load_manifest,
     segment_models,
+    segment_specs,
 )
 from orchestration.partitions import daily_partitions
 from orchestration.resources import PipelineSettings, run_settings
@@ -37,6 +38,8 @@ EVENT_LEVEL = "tag:event_level"
 SEGMENT_UNION_MODEL = "int_segment_members"
 
 MANIFEST = load_manifest(dbt_project)
+# The segments of this code location, as the graph above was built from the manifest.
+SEGMENT_SPECS = segment_specs(MANIFEST)
 
 
 class SegmentsTranslator(DagsterDbtTranslator):

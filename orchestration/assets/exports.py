@@ -5,8 +5,8 @@ import time
 
 import dagster as dg
 
+from orchestration.assets.dbt import SEGMENT_SPECS
 from orchestration.checks import GUARDED_ASSETS, validation_folder
-from orchestration.dbt_project import dbt_project, load_manifest, segment_specs
 from orchestration.exports import export_audiences
 from orchestration.ingestion import connect
 from orchestration.resources import PipelineSettings, run_settings
@@ -28,12 +28,16 @@ def audience_files(context: dg.AssetExecutionContext, settings: PipelineSettings
         path.stem: json.loads(path.read_text())
         for path in sorted(validation_folder(resolved).glob("*.json"))
     }
-    specs = segment_specs(load_manifest(dbt_project))
     clear = bool(resolved.dbt_vars.get("segments__export_clear_addresses", False))
     conn = connect(resolved.warehouse)
     try:
         result = export_audiences(
-            conn, resolved.exports_dir, resolved.as_of, specs, validation, clear_addresses=clear
+            conn,
+            resolved.exports_dir,
+            resolved.as_of,
+            SEGMENT_SPECS,
+            validation,
+            clear_addresses=clear,
         )
         stats = _segment_stats(conn, resolved.as_of)
         mart_rows = {
