@@ -37,10 +37,7 @@ latest_abandonments as (
 
 last_purchases as (
 
-    select user_id, max(occurred_at) as last_purchase_at
-    from {{ ref('int_events_stitched') }}
-    where event_type = 'purchase'
-    group by user_id
+    select * from {{ ref('int_user_last_purchases') }}
 
 ),
 

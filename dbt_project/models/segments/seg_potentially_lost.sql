@@ -10,12 +10,9 @@ recent_unrecovered as (
 
 ),
 
-purchases as (
+last_purchases as (
 
-    select user_id, max(occurred_at) as last_purchase_at
-    from {{ ref('int_events_stitched') }}
-    where event_type = 'purchase'
-    group by user_id
+    select * from {{ ref('int_user_last_purchases') }}
 
 ),
 
@@ -24,9 +21,9 @@ final as (
     -- A purchase after the abandonment means the user is not lost after all.
     select recent_unrecovered.*
     from recent_unrecovered
-    left join purchases on recent_unrecovered.user_id = purchases.user_id
-    where purchases.last_purchase_at is null
-        or purchases.last_purchase_at <= recent_unrecovered.last_abandoned_at
+    left join last_purchases on recent_unrecovered.user_id = last_purchases.user_id
+    where last_purchases.last_purchase_at is null
+        or last_purchases.last_purchase_at <= recent_unrecovered.last_abandoned_at
 
 )
 
