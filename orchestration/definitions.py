@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.assets.dbt import audience_models, dbt_models, event_models
+from orchestration.assets.dbt import (
+    audience_models,
+    dbt_models,
+    event_models,
+    measurement_models,
+)
 from orchestration.assets.exports import audience_files
 from orchestration.assets.ingestion import landing_files
 from orchestration.checks import SUITE_CHECKS
@@ -14,7 +19,14 @@ from orchestration.schedules import SCHEDULES
 from orchestration.sensors import new_landing_files
 from orchestration.settings import Settings
 
-ALL_ASSETS = [landing_files, event_models, dbt_models, audience_models, audience_files]
+ALL_ASSETS = [
+    landing_files,
+    event_models,
+    dbt_models,
+    audience_models,
+    audience_files,
+    measurement_models,
+]
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:

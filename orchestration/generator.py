@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import hashlib
+
 import duckdb
 import numpy as np
 import pyarrow as pa
@@ -65,6 +67,23 @@ BAD_KINDS = (
 LATE_SHARE = 0.01
 DUPLICATE_SHARE = 0.003
 RECOVERY_DAYS = 7
+# A user back within a week of an abandoned cart buys it with this probability, or with the
+# second when the demo's cart recovery campaign reached them: the default project emails
+# the potentially_lost segment to consenting customers and holds out a share of them by the
+# stable draw of its holdout_bucket macro. The difference is the campaign's true effect,
+# which marts.abandonment_recovery should find again.
+RECOVERY_PROB = 0.2
+CAMPAIGN_RECOVERY_PROB = 0.45
+# The reminder also brings users back: extra chance of a visit on each of the first days.
+CAMPAIGN_RETURN_PROB = 0.2
+CAMPAIGN_RETURN_DAYS = 3
+CAMPAIGN_SEGMENT = "potentially_lost"
+CAMPAIGN_HOLDOUT_SHARE = 0.1
+# Where users first came from (the utm_source of their first page view; direct carries
+# none) and how that changes how often they come back.
+ACQUISITION_SOURCES = ("direct", "search", "social", "email", "affiliate")
+ACQUISITION_SHARES = (0.3, 0.3, 0.2, 0.1, 0.1)
+ACQUISITION_VISIT_FACTOR = (1.0, 1.1, 0.6, 1.5, 0.8)
 
 
 @dataclass(frozen=True)
@@ -117,8 +136,31 @@ class _Personas:
         self.sms_consent = rng.random(n) < 0.25
         self.push_consent = rng.random(n) < 0.3
         self.login_second = rng.integers(0, 86_400, n)
+        self.acquisition = rng.choice(len(ACQUISITION_SOURCES), n, p=ACQUISITION_SHARES)
+        factor = np.asarray(ACQUISITION_VISIT_FACTOR)[self.acquisition]
+        self.visit_prob[~self.daily_engaged] = np.clip(
+            self.visit_prob[~self.daily_engaged] * factor[~self.daily_engaged], 0.01, 0.8
+        )
+        self.campaign_holdout = holdout_draws(CAMPAIGN_SEGMENT, n) < CAMPAIGN_HOLDOUT_SHARE * 10_000
         # State: the day of the user's last abandoned cart (recovery is likelier after it).
         self.abandoned_day = np.full(n, -(10**6))
+
+
+def user_id(user: int) -> str:
+    return f"u{user:07d}"
+
+
+def holdout_draws(segment: str, users: int) -> np.ndarray:
+    """Each user's holdout bucket (0..9999) in `segment`, as the holdout_bucket macro draws
+    it from md5 of "segment|user_id"."""
+    return np.fromiter(
+        (
+            int(hashlib.md5(f"{segment}|{user_id(user)}".encode()).hexdigest()[:8], 16) % 10_000
+            for user in range(users)
+        ),
+        dtype=np.int64,
+        count=users,
+    )
 
 
 def _day_events(
@@ -128,9 +170,16 @@ def _day_events(
     p = personas
     users = np.arange(p.count)
     alive = (p.first_day <= day) & (day < p.last_day)
+    # The campaign reaches a known customer with email consent who is not held out.
+    since_abandoned = day - p.abandoned_day
+    reached = (p.login_day <= p.abandoned_day) & p.email_consent & ~p.campaign_holdout
+    reminded = reached & (since_abandoned >= 1) & (since_abandoned <= CAMPAIGN_RETURN_DAYS)
     # Everyone visits on their first day and on the day they log in.
     visits = alive & (
-        (rng.random(p.count) < p.visit_prob) | (p.first_day == day) | (p.login_day == day)
+        (rng.random(p.count) < p.visit_prob)
+        | (p.first_day == day)
+        | (p.login_day == day)
+        | (reminded & (rng.random(p.count) < CAMPAIGN_RETURN_PROB))
     )
     visitors = users[visits]
 
@@ -154,9 +203,11 @@ def _day_events(
     s_remove = s_cart & (rng.random(s) < 0.08)
     s_checkout = s_cart & (rng.random(s) < 0.6)
     s_buy = s_checkout & (rng.random(s) < p.buy_prob[s_user])
-    # A user back within a week of an abandoned cart often buys it: a recovery.
-    pending = (day - p.abandoned_day[s_user] >= 1) & (day - p.abandoned_day[s_user] <= 7)
-    s_recovery = pending & s_first_of_user & ~s_buy & (rng.random(s) < 0.3)
+    # A user back within a week of an abandoned cart often buys it: a recovery, likelier
+    # when the campaign emailed them.
+    pending = (since_abandoned[s_user] >= 1) & (since_abandoned[s_user] <= RECOVERY_DAYS)
+    recovery_prob = np.where(reached[s_user], CAMPAIGN_RECOVERY_PROB, RECOVERY_PROB)
+    s_recovery = pending & s_first_of_user & ~s_buy & (rng.random(s) < recovery_prob)
     s_buy = s_buy | s_recovery
     s_cart_product = s_category * 1000 + rng.integers(0, 150, s)
     s_quantity = 1 + (rng.random(s) < 0.25) + (rng.random(s) < 0.08)
@@ -192,6 +243,10 @@ def _day_events(
     first_gap = np.cumsum(gaps)[session_offsets]
     e_time = s_start[e_session] + np.cumsum(gaps) - first_gap
     e_user = s_user[e_session]
+
+    # The first page view of a user's first session carries where they came from.
+    landing = (e_stage == 0) & s_first_of_user[e_session] & (p.first_day[e_user] == day)
+    source = np.where(landing, p.acquisition[e_user], 0)
 
     viewed = e_type == PRODUCT_VIEW
     product = np.where(
@@ -230,6 +285,7 @@ def _day_events(
         "revenue": revenue,
         "duration": duration,
         "search_term": np.where(e_type == SEARCH, rng.integers(0, len(SEARCH_TERMS), n), -1),
+        "source": source,
         "carries_user": carries_user,
         "carries_anonymous": carries_anonymous,
     }
@@ -255,6 +311,7 @@ def _day_events(
         "revenue": np.full(m, np.nan),
         "duration": np.full(m, np.nan),
         "search_term": np.full(m, -1),
+        "source": np.zeros(m, np.int64),
         "carries_user": np.ones(m, bool),
         "carries_anonymous": np.zeros(m, bool),
     }
@@ -286,6 +343,7 @@ select
     case when not isnan(duration) then duration end as duration_seconds,
     case when bad = 6 then '{"broken": '
          when search_term >= 0 then '{"query": "' || $terms[search_term + 1] || '"}'
+         when source > 0 then '{"utm_source": "' || $sources[source + 1] || '"}'
          when etype in (8, 9) then '{"campaign": "weekly-' || (day // 7) || '"}'
     end as properties
 from frame
@@ -337,6 +395,7 @@ def generate(
         "event_types": list(EVENT_TYPES),
         "categories": list(CATEGORIES),
         "terms": list(SEARCH_TERMS),
+        "sources": list(ACQUISITION_SOURCES),
     }
     late: dict[int, list[dict[str, np.ndarray]]] = {}
     for day in range(config.days):

@@ -17,7 +17,7 @@ pipeline_job = dg.define_asset_job(
 refresh_job = dg.define_asset_job(
     "segments_refresh",
     selection=dg.AssetSelection.all()
-    - dg.AssetSelection.groups("segments", "audiences", "exports"),
+    - dg.AssetSelection.groups("segments", "audiences", "exports", "measurement", "reports"),
     tags=WAREHOUSE_TAGS,
     description="Ingest new landing files and rebuild the marts (no export).",
 )

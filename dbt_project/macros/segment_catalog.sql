@@ -46,6 +46,7 @@
             'holdout_share': numbers.holdout_share | float,
             'cooldown_days': numbers.cooldown_days | int,
             'suppress_converted': settings.get('suppress_converted', false) is sameas true,
+            'recovery_campaign': settings.get('recovery_campaign', false) is sameas true,
         }) -%}
     {%- endfor -%}
     {{ return(segments | sort(attribute='name')) }}

@@ -1,10 +1,12 @@
 """The dbt project's models and tests, as Dagster assets and asset checks.
 
-Three dbt nodes groups: the event-level models (tag:event_level, daily partitions: a backfill
+Four dbt node groups: the event-level models (tag:event_level, daily partitions: a backfill
 reprocesses the events of its days; an unpartitioned run takes what was ingested since the
-last), then every other model but the audiences, then the audience models (tag:audience).
-The audience union finds segment models through dbt's graph at run time, which dbt cannot
-order by, so Dagster does: the union depends on every segment model."""
+last), then every other model but the audiences and measurement, then the audience models
+(tag:audience), then, after the audience export, the measurement marts (tag:measurement),
+which count what was exported. The audience union finds segment models through dbt's graph
+at run time, which dbt cannot order by, so Dagster does: the union depends on every segment
+model."""
 
 import os
 from collections.abc import Iterator, Mapping
@@ -32,6 +34,9 @@ from orchestration.partitions import daily_partitions
 from orchestration.resources import PipelineSettings, run_settings
 
 AUDIENCE_TAG = "tag:audience"
+MEASUREMENT_TAG = "tag:measurement"
+# What the measurement marts wait for: the export, whose log they read.
+EXPORT_ASSET = dg.AssetKey(["exports", "audience_files"])
 # Only the event-level models: what they read stays unpartitioned, which Dagster needs to
 # run them outside a partitioned run too. Dagster splits dbt_models around this step.
 EVENT_LEVEL = "tag:event_level"
@@ -65,6 +70,8 @@ class SegmentsTranslator(DagsterDbtTranslator):
             spec = spec.merge_attributes(
                 deps=[self.get_asset_key(model) for model in segment_models(manifest)]
             )
+        if "measurement" in node.get("tags", []):
+            spec = spec.merge_attributes(deps=[EXPORT_ASSET])
         return spec
 
 
@@ -120,7 +127,7 @@ def event_models(
 @dbt_assets(
     manifest=MANIFEST,
     dagster_dbt_translator=TRANSLATOR,
-    exclude=f"{AUDIENCE_TAG} {EVENT_LEVEL}",
+    exclude=f"{AUDIENCE_TAG} {EVENT_LEVEL} {MEASUREMENT_TAG}",
     name="dbt_models",
 )
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings):
@@ -138,4 +145,18 @@ def audience_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings
 ):
     """Segment memberships, their history and the audience rows, with their tests."""
+    yield from _build(context, dbt, settings)
+
+
+@dbt_assets(
+    manifest=MANIFEST,
+    dagster_dbt_translator=TRANSLATOR,
+    select=MEASUREMENT_TAG,
+    name="measurement_models",
+)
+def measurement_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings
+):
+    """Marts for dashboards and the report: segment sizes, trigger activity, cart recovery
+    against the holdout, behavior cohorts; with their tests."""
     yield from _build(context, dbt, settings)

@@ -3,7 +3,7 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key=['segment', 'user_id', 'valid_from'],
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
     )
 }}
 
@@ -27,7 +27,7 @@ with
 
 current_members as (
 
-    select distinct segment, user_id from {{ ref('int_segment_members') }}
+    select distinct segment, user_id, is_holdout from {{ ref('int_segment_members') }}
 
 ),
 
@@ -35,7 +35,7 @@ current_members as (
 
 open_stays as (
 
-    select segment, user_id, valid_from from {{ this }} where valid_to is null
+    select segment, user_id, valid_from, is_holdout from {{ this }} where valid_to is null
 
 ),
 
@@ -45,7 +45,8 @@ exited as (
         open_stays.segment,
         open_stays.user_id,
         open_stays.valid_from,
-        {{ as_of() }} as valid_to
+        {{ as_of() }} as valid_to,
+        open_stays.is_holdout
     from open_stays
     left join current_members
         on open_stays.segment = current_members.segment
@@ -60,7 +61,8 @@ entered as (
         current_members.segment,
         current_members.user_id,
         {{ as_of() }} as valid_from,
-        cast(null as {{ dbt.type_timestamp() }}) as valid_to
+        cast(null as {{ dbt.type_timestamp() }}) as valid_to,
+        current_members.is_holdout
     from current_members
     left join open_stays
         on current_members.segment = open_stays.segment
@@ -85,7 +87,8 @@ final as (
         segment,
         user_id,
         {{ as_of() }} as valid_from,
-        cast(null as {{ dbt.type_timestamp() }}) as valid_to
+        cast(null as {{ dbt.type_timestamp() }}) as valid_to,
+        is_holdout
     from current_members
 
 )

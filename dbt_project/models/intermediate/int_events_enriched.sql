@@ -56,6 +56,8 @@ final as (
         quantity,
         revenue,
         duration_seconds,
+        -- Where the visit came from, for acquisition cohorts.
+        nullif(trim({{ json_text('properties', 'utm_source') }}), '') as utm_source,
         -- A purchase is one order: its order_id, else the event itself.
         coalesce(order_id, event_id) as order_key,
         -- What a purchase event brought in: its revenue, else price x quantity.

@@ -36,6 +36,7 @@ stitched as (
         events.price,
         events.quantity,
         events.duration_seconds,
+        events.utm_source,
         events.order_key,
         events.purchase_amount,
         events.is_cart_event,

@@ -1,0 +1,148 @@
+{#- Monthly retention by behavior cohort: users grouped by the month of their first event
+    and by one trait of how they started. cohort_dimension is 'all' (everyone),
+    'acquisition_source' (utm_source of their first event that has one, 'direct' when
+    none has) or 'first_category' (category of their first product view, 'none' when
+    they viewed none). For each period (months since the cohort month) up to as_of's
+    month: active_users (any event) and purchasing_users (a purchase), the purchase view
+    of retention. -#}
+
+with
+
+events as (
+
+    select user_id, occurred_at, event_type, category, utm_source
+    from {{ ref('int_events_stitched') }}
+
+),
+
+firsts as (
+
+    select
+        user_id,
+        cast({{ dbt.date_trunc('month', 'min(occurred_at)') }} as date) as cohort_month
+    from events
+    group by user_id
+
+),
+
+first_sources as (
+
+    select user_id, utm_source
+    from (
+        select
+            user_id,
+            utm_source,
+            row_number() over (partition by user_id order by occurred_at, utm_source) as rank
+        from events
+        where utm_source is not null
+    ) as ranked
+    where rank = 1
+
+),
+
+first_categories as (
+
+    select user_id, category
+    from (
+        select
+            user_id,
+            category,
+            row_number() over (partition by user_id order by occurred_at, category) as rank
+        from events
+        where event_type = 'product_view' and category is not null
+    ) as ranked
+    where rank = 1
+
+),
+
+cohort_members as (
+
+    select user_id, cohort_month,
+        cast('all' as {{ dbt.type_string() }}) as cohort_dimension,
+        cast('all' as {{ dbt.type_string() }}) as cohort_value
+    from firsts
+    union all
+    select firsts.user_id, firsts.cohort_month, 'acquisition_source',
+        coalesce(first_sources.utm_source, 'direct')
+    from firsts
+    left join first_sources on firsts.user_id = first_sources.user_id
+    union all
+    select firsts.user_id, firsts.cohort_month, 'first_category',
+        coalesce(first_categories.category, 'none')
+    from firsts
+    left join first_categories on firsts.user_id = first_categories.user_id
+
+),
+
+cohort_sizes as (
+
+    select cohort_dimension, cohort_value, cohort_month, count(*) as cohort_size
+    from cohort_members
+    group by 1, 2, 3
+
+),
+
+periods as (
+
+    -- Every period from the cohort's month up to the month of as_of, active or not.
+    select cohort_sizes.*, numbers.n as period
+    from cohort_sizes
+    cross join ({{ number_series(10000) }}) as numbers
+    where numbers.n <= {{ dbt.datediff(
+        'cohort_sizes.cohort_month',
+        'cast(' ~ dbt.date_trunc('month', as_of()) ~ ' as date)',
+        'month') }}
+
+),
+
+user_months as (
+
+    select
+        user_id,
+        cast({{ dbt.date_trunc('month', 'occurred_at') }} as date) as activity_month,
+        max(case when event_type = 'purchase' then 1 else 0 end) as purchased
+    from events
+    group by 1, 2
+
+),
+
+activity as (
+
+    select
+        cohort_members.cohort_dimension,
+        cohort_members.cohort_value,
+        cohort_members.cohort_month,
+        {{ dbt.datediff('cohort_members.cohort_month', 'user_months.activity_month', 'month') }}
+            as period,
+        count(*) as active_users,
+        cast(sum(user_months.purchased) as {{ dbt.type_bigint() }}) as purchasing_users
+    from user_months
+    inner join cohort_members on user_months.user_id = cohort_members.user_id
+    group by 1, 2, 3, 4
+
+),
+
+final as (
+
+    select
+        periods.cohort_dimension,
+        periods.cohort_value,
+        periods.cohort_month,
+        periods.period,
+        periods.cohort_size,
+        coalesce(activity.active_users, 0) as active_users,
+        cast(coalesce(activity.active_users, 0) as {{ dbt.type_float() }})
+            / periods.cohort_size as retention_rate,
+        coalesce(activity.purchasing_users, 0) as purchasing_users,
+        cast(coalesce(activity.purchasing_users, 0) as {{ dbt.type_float() }})
+            / periods.cohort_size as purchase_retention_rate
+    from periods
+    left join activity
+        on periods.cohort_dimension = activity.cohort_dimension
+        and periods.cohort_value = activity.cohort_value
+        and periods.cohort_month = activity.cohort_month
+        and periods.period = activity.period
+
+)
+
+select * from final
