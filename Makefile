@@ -10,8 +10,10 @@ DATA := data
 DEMO_USERS ?= 10000
 DEMO_DAYS ?= 90
 DEMO_SEED ?= 42
-# The demo's 90 days start on 2026-01-01; its marts are computed as of their end.
+# The demo's 90 days start on 2026-01-01; its marts are computed as of their end, after
+# the daily runs of the last week before it, so the report has history to show.
 DEMO_AS_OF ?= 2026-04-01T00:00:00Z
+DEMO_DAILY_FROM ?= 2026-03-28
 
 .PHONY: install run test lint docs dev clean
 
@@ -22,7 +24,7 @@ install:
 run: install
 	$(SEGMENTS) generate --out $(DATA)/landing --users $(DEMO_USERS) --days $(DEMO_DAYS) --seed $(DEMO_SEED)
 	$(SEGMENTS) run --landing $(DATA)/landing --warehouse $(DATA)/warehouse.duckdb \
-		--exports $(DATA)/exports --as-of $(DEMO_AS_OF)
+		--exports $(DATA)/exports --as-of $(DEMO_AS_OF) --daily-from $(DEMO_DAILY_FROM)
 
 test: install
 	$(UV) run --frozen pytest

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from orchestration.settings import Settings, SettingsError, parse_as_of
@@ -70,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
         help="compute the marts as of this instant, ISO 8601 (SEGMENTS_AS_OF; default now, UTC)",
     )
     run.add_argument(
+        "--daily-from",
+        type=_date,
+        metavar="DATE",
+        help="first run as of midnight UTC of DATE, then of each day after it, then as of "
+        "--as-of: the runs the daily schedule would have made (a new install catching up, "
+        "the demo's history)",
+    )
+    run.add_argument(
         "--full-refresh", action="store_true", help="rebuild incremental models from scratch"
     )
     run.add_argument(
@@ -122,14 +130,41 @@ def _run(args: argparse.Namespace) -> int:
     )
     if not settings.landing_dir.is_dir():
         raise SettingsError(f"landing folder {settings.landing_dir} does not exist")
-    print(
-        f"segments run: landing {settings.landing_dir}, as_of {settings.as_of_text} UTC", flush=True
-    )
-    summary = run_pipeline(
-        settings, log_level="INFO" if args.verbose else "CRITICAL", wait_seconds=args.wait
-    )
+    log_level = "INFO" if args.verbose else "CRITICAL"
+    earlier = daily_instants(args.daily_from, settings.as_of) if args.daily_from else []
+    for number, instant in enumerate(earlier, start=1):
+        day = settings.with_overrides(
+            as_of=instant, full_refresh=settings.full_refresh and number == 1
+        )
+        print(f"segments run [{number}/{len(earlier) + 1}]: as_of {day.as_of_text} UTC", flush=True)
+        summary = run_pipeline(day, log_level=log_level, wait_seconds=args.wait)
+        print(
+            f"  finished in {summary.elapsed_seconds:.1f} s, "
+            f"{sum(summary.segments.values()):,} audience rows exported",
+            flush=True,
+        )
+    if earlier:
+        settings = settings.with_overrides(full_refresh=False)
+        print(f"segments run [{len(earlier) + 1}/{len(earlier) + 1}]: ", end="")
+    else:
+        print("segments run: ", end="")
+    print(f"landing {settings.landing_dir}, as_of {settings.as_of_text} UTC", flush=True)
+    summary = run_pipeline(settings, log_level=log_level, wait_seconds=args.wait)
     print(format_summary(summary, settings))
     return 0
+
+
+def daily_instants(first_day: date, as_of: datetime) -> list[datetime]:
+    """Midnight of first_day and of each following day before as_of (naive UTC, as
+    Settings holds instants)."""
+    instant = datetime(first_day.year, first_day.month, first_day.day)
+    if instant >= as_of:
+        raise SettingsError(f"--daily-from {first_day} is not before as_of {as_of:%Y-%m-%d %H:%M}")
+    instants = []
+    while instant < as_of:
+        instants.append(instant)
+        instant += timedelta(days=1)
+    return instants
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from orchestration.assets.dbt import (
 )
 from orchestration.assets.exports import audience_files
 from orchestration.assets.ingestion import landing_files
+from orchestration.assets.report import audience_report
 from orchestration.checks import SUITE_CHECKS
 from orchestration.jobs import pipeline_job, refresh_job
 from orchestration.resources import build_resources
@@ -26,6 +27,7 @@ ALL_ASSETS = [
     audience_models,
     audience_files,
     measurement_models,
+    audience_report,
 ]
 
 

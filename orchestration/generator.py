@@ -10,12 +10,11 @@ erasure_requests/ are written at the end. The same arguments always give the sam
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-
-import hashlib
 
 import duckdb
 import numpy as np

@@ -31,6 +31,8 @@ class RunSummary:
     segments: dict[str, int] = field(default_factory=dict)
     users: int = 0
     abandoned_carts: int = 0
+    report: str = ""
+    campaigns: dict[str, dict] = field(default_factory=dict)
 
 
 DBT_ERRORS_MARKER = "Errors parsed from dbt logs:"
@@ -119,6 +121,9 @@ def summarize(settings: Settings, result: dg.ExecuteInProcessResult, elapsed: fl
     summary.files_rejected_this_run = int(ingested.get("files_rejected", 0))
     summary.users = summary.mart_rows.get("user_metrics", 0)
     summary.abandoned_carts = summary.mart_rows.get("cart_abandonments", 0)
+    reported = metadata.get(("reports", "audience_report"), {})
+    summary.report = str(reported.get("path", ""))
+    summary.campaigns = dict(reported.get("campaigns", {}))
     return summary
 
 
@@ -138,4 +143,13 @@ def format_summary(summary: RunSummary, settings: Settings) -> str:
         width = max(len(name) for name in summary.segments) if summary.segments else 0
         for name, rows in summary.segments.items():
             lines.append(f"  {name:<{width}}  {rows:>7,} rows  {summary.export_folder}/{name}.csv")
+    for name, figures in summary.campaigns.items():
+        if figures.get("uplift") is not None:
+            lines.append(
+                f"recovery uplift of {name} vs holdout: {figures['uplift'] * 100:+.1f} pp "
+                f"(95% CI {figures['uplift_ci_low'] * 100:+.1f} to "
+                f"{figures['uplift_ci_high'] * 100:+.1f})"
+            )
+    if summary.report:
+        lines.append(f"report: {summary.report}")
     return "\n".join(lines)

@@ -9,8 +9,10 @@ at run time, which dbt cannot order by, so Dagster does: the union depends on ev
 model."""
 
 import os
+import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -98,14 +100,40 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+# dbt's target folders of the newest runs are kept for inspection; older ones are removed.
+KEEP_RUN_TARGETS = 5
+
+
+def run_target_path(run_id: str) -> Path:
+    """One target folder per Dagster run, shared by its dbt invocations: they pass the same
+    vars, so every invocation after the first parses partially from the one before."""
+    return Path(dbt_project.target_path) / "runs" / run_id
+
+
+def _prune_run_targets(current: Path) -> None:
+    runs = current.parent
+    if not runs.is_dir():
+        return
+    older = sorted(
+        (path for path in runs.iterdir() if path.is_dir() and path != current),
+        key=lambda path: path.stat().st_mtime,
+    )
+    for path in older[: max(len(older) - KEEP_RUN_TARGETS + 1, 0)]:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings):
     resolved = run_settings(context, settings)
     window = None
     if context.has_partition_key or context.has_partition_key_range:
         time_window = context.partition_time_window
         window = (time_window.start.replace(tzinfo=None), time_window.end.replace(tzinfo=None))
+    target = run_target_path(context.run_id)
+    _prune_run_targets(target)
     with _environment(dbt_environment(resolved)):
-        yield from dbt.cli(dbt_build_args(resolved, window), context=context).stream()
+        yield from dbt.cli(
+            dbt_build_args(resolved, window), context=context, target_path=target
+        ).stream()
 
 
 @dbt_assets(

@@ -5,7 +5,9 @@
     its user: a customer with consent and an address for the campaign's channel. There
     campaign_group is 'holdout' or 'treated' by the user's stable holdout draw in that
     segment: an intent-to-treat comparison, which needs no record of who was sent what and
-    covers carts from before the first export. Carts abandoned before
+    covers carts from before the first export. Only carts whose recovery window has
+    passed by as_of are measured (a younger cart could still be recovered, and counting it
+    as lost would drag the newest week down); carts abandoned before
     segments__measurement_start (when set) are left out. -#}
 
 {%- set campaigns = segment_catalog() | selectattr('recovery_campaign') | list -%}
@@ -17,8 +19,10 @@ carts as (
 
     select user_id, cart_started_at, abandoned_at, recovered_at
     from {{ ref('cart_abandonments') }}
+    where {{ dbt.dateadd('day', var('segments__recovery_window_days'), 'abandoned_at') }}
+        <= {{ as_of() }}
     {% if measurement_start %}
-    where abandoned_at >= cast('{{ measurement_start | replace("'", "") }}' as {{ dbt.type_timestamp() }})
+    and abandoned_at >= cast('{{ measurement_start | replace("'", "") }}' as {{ dbt.type_timestamp() }})
     {% endif %}
 
 ),

@@ -1,0 +1,56 @@
+"""The HTML report beside the exports, rebuilt after every export and measurement run."""
+
+import time
+
+import dagster as dg
+
+from orchestration.assets.dbt import EXPORT_ASSET, SEGMENT_SPECS
+from orchestration.ingestion import connect
+from orchestration.report import write_report
+from orchestration.resources import PipelineSettings, run_settings
+
+# The marts the page reads.
+REPORT_SOURCES = (
+    "audience_members",
+    "segment_sizes_daily",
+    "cohort_behavior_retention",
+    "abandonment_recovery",
+    "abandonment_uplift",
+)
+
+
+@dg.asset(
+    key=["reports", "audience_report"],
+    group_name="reports",
+    kinds={"html"},
+    deps=[EXPORT_ASSET, *(dg.AssetKey(["marts", mart]) for mart in REPORT_SOURCES)],
+    description="<exports>/report.html: the newest audiences with download links, segment "
+    "sizes over time, cohort retention and cart recovery against the holdout; one file that "
+    "opens from disk.",
+)
+def audience_report(context: dg.AssetExecutionContext, settings: PipelineSettings):
+    resolved = run_settings(context, settings)
+    started = time.monotonic()
+    conn = connect(resolved.warehouse)
+    try:
+        result = write_report(
+            conn,
+            resolved.exports_dir,
+            resolved.as_of,
+            {spec.name: spec.channel for spec in SEGMENT_SPECS},
+        )
+    finally:
+        conn.close()
+    if result is None:
+        context.log.info("a newer export exists; the report describes that one and is left as is")
+        return dg.MaterializeResult(metadata={"written": False})
+    return dg.MaterializeResult(
+        metadata={
+            "written": True,
+            "path": dg.MetadataValue.path(str(result.path)),
+            "export_id": result.export_id,
+            "charts": result.charts,
+            "campaigns": dg.MetadataValue.json(result.campaigns),
+            "elapsed_seconds": round(time.monotonic() - started, 2),
+        }
+    )
