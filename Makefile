@@ -15,7 +15,7 @@ DEMO_SEED ?= 42
 DEMO_AS_OF ?= 2026-04-01T00:00:00Z
 DEMO_DAILY_FROM ?= 2026-03-28
 
-.PHONY: install run test lint docs dev clean
+.PHONY: install browser run test screenshot lint docs dev clean
 
 install:
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -28,6 +28,16 @@ run: install
 
 test: install
 	$(UV) run --frozen pytest
+
+# Debian's Chromium, for the report's browser test and `make screenshot` (needs root or sudo).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+
+# A full-page picture of the demo's report, taken in headless Chromium.
+screenshot: install
+	$(UV) run --frozen python -m tests.browser $(DATA)/exports/report.html $(DATA)/report.png
 
 lint: install
 	$(UV) run --frozen ruff check orchestration tests

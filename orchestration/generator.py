@@ -149,14 +149,16 @@ def user_id(user: int) -> str:
     return f"u{user:07d}"
 
 
+def holdout_bucket(segment: str, user: str) -> int:
+    """A user's holdout bucket (0..9999) in a segment, as the holdout_bucket macro draws it:
+    the first 32 bits of md5("segment|user_id"), modulo 10000."""
+    return int(hashlib.md5(f"{segment}|{user}".encode()).hexdigest()[:8], 16) % 10_000
+
+
 def holdout_draws(segment: str, users: int) -> np.ndarray:
-    """Each user's holdout bucket (0..9999) in `segment`, as the holdout_bucket macro draws
-    it from md5 of "segment|user_id"."""
+    """The holdout bucket of each generated user in `segment`."""
     return np.fromiter(
-        (
-            int(hashlib.md5(f"{segment}|{user_id(user)}".encode()).hexdigest()[:8], 16) % 10_000
-            for user in range(users)
-        ),
+        (holdout_bucket(segment, user_id(user)) for user in range(users)),
         dtype=np.int64,
         count=users,
     )

@@ -128,7 +128,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: Pip
     if context.has_partition_key or context.has_partition_key_range:
         time_window = context.partition_time_window
         window = (time_window.start.replace(tzinfo=None), time_window.end.replace(tzinfo=None))
-    target = run_target_path(context.run_id)
+    target = run_target_path(context.run.run_id)
     _prune_run_targets(target)
     with _environment(dbt_environment(resolved)):
         yield from dbt.cli(
