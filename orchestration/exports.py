@@ -99,7 +99,8 @@ def _format_time(value: Any) -> str:
     return pd.Timestamp(value).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
+    """Readers see the old file or the new one, never half of it."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
@@ -280,7 +281,7 @@ def _point_latest(exports_dir: Path, export_id: str) -> None:
     path = exports_dir / "latest.json"
     data = (json.dumps(latest, indent=2, sort_keys=True) + "\n").encode()
     if not path.exists() or path.read_bytes() != data:
-        _write_atomically(path, data)
+        write_atomically(path, data)
 
 
 def _log_export(conn: duckdb.DuckDBPyConnection, export_id: str, as_of: datetime, rows) -> None:

@@ -10,7 +10,6 @@ network. The same marts and export give the same bytes.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +20,7 @@ import plotly.graph_objects as go
 from jinja2 import Environment, PackageLoader, select_autoescape
 from plotly.offline import get_plotlyjs
 
-from orchestration.exports import complete_exports
+from orchestration.exports import complete_exports, write_atomically
 
 REPORT_NAME = "report.html"
 # Colours that stay apart for the colour-blind (Okabe-Ito): treated, holdout.
@@ -253,9 +252,7 @@ def write_report(
         size_days=sizes["day"].nunique(),
     )
     path = exports_dir / REPORT_NAME
-    tmp = path.with_name(f".{REPORT_NAME}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomically(path, html.encode("utf-8"))
     return ReportResult(
         path=path,
         export_id=export_id,
