@@ -22,3 +22,15 @@
     (select 0 as d union all select 1 union all select 2 union all select 3 union all select 4
      union all select 5 union all select 6 union all select 7 union all select 8 union all select 9)
 {%- endmacro %}
+
+{#- Every period (months since cohort_month, from 0) up to the month of as_of, for each row
+    of `cohort_sizes` (a CTE with a cohort_month column): cohorts keep their quiet months. -#}
+{% macro cohort_periods(cohort_sizes) -%}
+    select {{ cohort_sizes }}.*, numbers.n as period
+    from {{ cohort_sizes }}
+    cross join ({{ number_series(10000) }}) as numbers
+    where numbers.n <= {{ dbt.datediff(
+        cohort_sizes ~ '.cohort_month',
+        'cast(' ~ dbt.date_trunc('month', as_of()) ~ ' as date)',
+        'month') }}
+{%- endmacro %}

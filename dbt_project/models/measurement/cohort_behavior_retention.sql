@@ -84,14 +84,7 @@ cohort_sizes as (
 
 periods as (
 
-    -- Every period from the cohort's month up to the month of as_of, active or not.
-    select cohort_sizes.*, numbers.n as period
-    from cohort_sizes
-    cross join ({{ number_series(10000) }}) as numbers
-    where numbers.n <= {{ dbt.datediff(
-        'cohort_sizes.cohort_month',
-        'cast(' ~ dbt.date_trunc('month', as_of()) ~ ' as date)',
-        'month') }}
+    {{ cohort_periods('cohort_sizes') }}
 
 ),
 
