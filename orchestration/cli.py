@@ -8,6 +8,7 @@ import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from orchestration import run_record
 from orchestration.settings import Settings, SettingsError, parse_as_of
 
 
@@ -87,6 +88,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="if another run holds the warehouse, wait up to this long (default: fail at once)",
     )
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="run even when nothing changed since the last run of this warehouse (by default "
+        "such a rerun prints that run's summary: same as_of, landing files, project and "
+        "warehouse)",
+    )
     run.add_argument("--verbose", action="store_true", help="show Dagster's and dbt's logs")
     return parser
 
@@ -115,8 +123,6 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from orchestration.pipeline import format_summary, run_pipeline
-
     settings = (
         Settings.from_env()
         .with_overrides(
@@ -130,6 +136,20 @@ def _run(args: argparse.Namespace) -> int:
     )
     if not settings.landing_dir.is_dir():
         raise SettingsError(f"landing folder {settings.landing_dir} does not exist")
+    if not (args.force or args.daily_from):
+        last_summary = run_record.unchanged_since_last_run(settings)
+        if last_summary is not None:
+            print(
+                f"segments run: nothing new since the last run as of {settings.as_of_text} UTC "
+                "(same landing files, project and warehouse); its summary follows. "
+                "--force runs it again.",
+            )
+            print(last_summary)
+            return 0
+    # Imported here: Dagster and dbt take seconds to load, the check above none.
+    from orchestration.pipeline import format_summary, run_pipeline
+
+    run_record.forget(settings)
     log_level = "INFO" if args.verbose else "CRITICAL"
     earlier = daily_instants(args.daily_from, settings.as_of) if args.daily_from else []
     for number, instant in enumerate(earlier, start=1):
@@ -150,7 +170,9 @@ def _run(args: argparse.Namespace) -> int:
         print("segments run: ", end="")
     print(f"landing {settings.landing_dir}, as_of {settings.as_of_text} UTC", flush=True)
     summary = run_pipeline(settings, log_level=log_level, wait_seconds=args.wait)
-    print(format_summary(summary, settings))
+    text = format_summary(summary, settings)
+    run_record.record(settings, summary.export_folder, text)
+    print(text)
     return 0
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from dagster_dbt import DbtCliResource, DbtProject
 
 from orchestration.exports import SegmentSpec
+from orchestration.run_record import newest_source_mtime
 from orchestration.settings import DBT_PROJECT_DIR, Settings
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -24,18 +25,11 @@ def dbt_executable() -> str:
     return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
 
 
-def _newest_source_mtime(project_dir: Path) -> float:
-    sources = [project_dir / "dbt_project.yml", project_dir / "profiles.yml"]
-    for folder in ("models", "macros", "tests"):
-        sources.extend(p for p in (project_dir / folder).rglob("*") if p.is_file())
-    return max(p.stat().st_mtime for p in sources if p.exists())
-
-
 def ensure_manifest(project: DbtProject = dbt_project) -> Path:
     """Parses the project when its manifest is missing or older than any model, macro or
     YAML file, so a segment an analyst just added is part of the next run."""
     manifest = project.manifest_path
-    if not manifest.exists() or manifest.stat().st_mtime < _newest_source_mtime(
+    if not manifest.exists() or manifest.stat().st_mtime < newest_source_mtime(
         Path(project.project_dir)
     ):
         dbt = DbtCliResource(project_dir=project, dbt_executable=dbt_executable())
