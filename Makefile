@@ -15,7 +15,7 @@ DEMO_SEED ?= 42
 DEMO_AS_OF ?= 2026-04-01T00:00:00Z
 DEMO_DAILY_FROM ?= 2026-03-28
 
-.PHONY: install browser run test screenshot lint docs dev clean
+.PHONY: install browser run test bench screenshot lint docs dev clean
 
 # Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set, every run would
 # otherwise recompile Dagster, dbt and Great Expectations from source (half of a run's time).
@@ -31,6 +31,13 @@ run: install
 test: install
 	$(UV) run --frozen pytest
 
+# The benchmark: the pipeline against plain SQL and pandas at 1M, 10M and 100M events;
+# landing zones are cached in bench/cache/. Writes bench/results.json and
+# docs/benchmarks.md. BENCH_ARGS="--sizes 1M,10M --repeats 3" for a shorter one.
+BENCH_ARGS ?=
+bench: install
+	$(UV) run --frozen python -m bench $(BENCH_ARGS)
+
 # Debian's Chromium, for the report's browser test and `make screenshot` (needs root or sudo).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -42,8 +49,8 @@ screenshot: install
 	$(UV) run --frozen python -m tests.browser $(DATA)/exports/report.html $(DATA)/report.png
 
 lint: install
-	$(UV) run --frozen ruff check orchestration tests
-	$(UV) run --frozen ruff format --check orchestration tests
+	$(UV) run --frozen ruff check orchestration tests bench
+	$(UV) run --frozen ruff format --check orchestration tests bench
 
 docs: install
 	cd dbt_project && SEGMENTS_WAREHOUSE=$(abspath $(DATA))/warehouse.duckdb \

@@ -1,0 +1,1 @@
+"""Benchmarks of the pipeline and the peers it is compared against."""

@@ -1,0 +1,158 @@
+"""bench/results.json as the Markdown of docs/benchmarks.md: the machine, a table per
+size, and the targets with what was measured against each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ANALYSIS = Path(__file__).resolve().parent / "analysis.md"
+SCENARIOS = (
+    ("full", "pipeline, full refresh (`segments run --full-refresh`, empty warehouse)"),
+    ("incremental", "pipeline, one new day on 89 days of history"),
+    ("nothing_new", "pipeline, rerun with nothing new"),
+    ("nothing_new_forced", "pipeline, rerun with nothing new, `--force`"),
+    ("floor", "floor: plain SQL in one DuckDB connection"),
+    ("pandas", "pandas peer: user_metrics and cart_abandonments only"),
+)
+
+
+def _figure(value: float | None, unit: str = "", digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}{unit}"
+
+
+def _wall(size: dict, label: str) -> float | None:
+    return size["medians"].get(label, {}).get("wall_seconds")
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def size_table(name: str, size: dict) -> list[str]:
+    full = _wall(size, "full")
+    lines = [
+        f"### {name}: {size['events']:,} events ({size['landing_mb']:,.0f} MB of Parquet), "
+        f"median of {size['repeats']} run(s), measured {size.get('measured_at', '')}",
+        "",
+        "| run | wall s | CPU s | peak RSS MB | events/s | vs full refresh |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for label, title in SCENARIOS:
+        figures = size["medians"].get(label)
+        if not figures:
+            continue
+        wall = figures["wall_seconds"]
+        if figures["outcome"] != "ok":
+            peak = _figure(figures["peak_rss_mb"], "", 0)
+            lines.append(f"| {title} | {figures['outcome']} | | {peak} | | |")
+            continue
+        rate = size["events"] / wall if wall else None
+        lines.append(
+            f"| {title} | {_figure(wall)} | {_figure(figures['cpu_seconds'])} | "
+            f"{_figure(figures['peak_rss_mb'], '', 0)} | {_figure(rate, '', 0)} | "
+            f"{_figure(_ratio(wall, full), 'x', 2)} |"
+        )
+    phases = size.get("floor_phases") or {}
+    if phases:
+        lines += [
+            "",
+            f"Floor phases: loading the landing files {phases['load_seconds']:.1f} s, "
+            f"the models {phases['models_seconds']:.1f} s.",
+        ]
+    return lines + [""]
+
+
+def _check(value: float | None, limit: float, unit: str, lower_is_better: bool = True) -> str:
+    if value is None:
+        return "not measured"
+    met = value < limit if lower_is_better else value >= limit
+    return f"{value:,.2f}{unit}: {'met' if met else 'missed'}"
+
+
+def targets(sizes: dict) -> list[str]:
+    rows = []
+
+    def get(name: str) -> dict:
+        return sizes.get(name, {"medians": {}})
+
+    ten, hundred = get("10M"), get("100M")
+    rows.append(("10M events, full refresh, under 30 s", _check(_wall(ten, "full"), 30, " s")))
+    rows.append(
+        (
+            "10M events, overhead vs floor under 2x",
+            _check(_ratio(_wall(ten, "full"), _wall(ten, "floor")), 2, "x"),
+        )
+    )
+    peak = hundred["medians"].get("full", {}).get("peak_rss_mb")
+    rows.append(
+        ("100M events, full refresh, under 5 min", _check(_wall(hundred, "full"), 300, " s"))
+    )
+    rows.append(("100M events, peak memory under 8 GB", _check(peak, 8192, " MB")))
+    rows.append(
+        (
+            "100M events, overhead vs floor under 1.5x",
+            _check(_ratio(_wall(hundred, "full"), _wall(hundred, "floor")), 1.5, "x"),
+        )
+    )
+    for name, size in sizes.items():
+        rows.append(
+            (
+                f"{name}: incremental run under 10% of the full refresh",
+                _check(_ratio(_wall(size, "incremental"), _wall(size, "full")), 0.10, "x"),
+            )
+        )
+    for name, size in sizes.items():
+        rows.append(
+            (
+                f"{name}: rerun with nothing new under 5 s",
+                _check(_wall(size, "nothing_new"), 5, " s"),
+            )
+        )
+    for name, size in sizes.items():
+        pandas = size["medians"].get("pandas")
+        if pandas and pandas["outcome"] != "ok":
+            rows.append(
+                (f"{name}: at least 10x faster than pandas", f"pandas: {pandas['outcome']}")
+            )
+        else:
+            rows.append(
+                (
+                    f"{name}: at least 10x faster than pandas (pandas / full refresh)",
+                    _check(_ratio(_wall(size, "pandas"), _wall(size, "full")), 10, "x", False),
+                )
+            )
+    return ["| target | measured |", "|---|---|"] + [f"| {t} | {m} |" for t, m in rows]
+
+
+def render_markdown(results: dict) -> str:
+    machine = results.get("machine", {})
+    versions = ", ".join(f"{k} {v}" for k, v in machine.get("versions", {}).items())
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`python -m bench`) from `bench/results.json`; do not edit "
+        "by hand, edit `bench/analysis.md` or rerun.",
+        "",
+        f"Machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, "
+        f"{machine.get('memory_gb', '?')} GB RAM; {machine.get('os', '?')}; "
+        f"Python {machine.get('python', '?')}; {versions}. "
+        f"DuckDB memory limit {machine.get('duckdb_memory_limit', '?')}.",
+        "",
+        "Each landing zone is 90 days from `segments generate --seed 42`. Wall and CPU time "
+        "are of the whole command (start-up included); CPU time counts every child process; "
+        "peak RSS is of the whole process tree (sampled every 50 ms).",
+        "",
+        "## Targets",
+        "",
+        *targets(results.get("sizes", {})),
+        "",
+        "## Results",
+        "",
+    ]
+    for name, size in results.get("sizes", {}).items():
+        lines += size_table(name, size)
+    if ANALYSIS.exists():
+        lines += [ANALYSIS.read_text().strip(), ""]
+    return "\n".join(lines)
