@@ -30,8 +30,12 @@ class Measurement:
 
 
 def _tree_rss(process: psutil.Process) -> int:
+    try:
+        members = [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0  # the command has ended
     total = 0
-    for member in [process, *process.children(recursive=True)]:
+    for member in members:
         try:
             total += member.memory_info().rss
         except (psutil.NoSuchProcess, psutil.AccessDenied):

@@ -86,7 +86,7 @@ def landing_for(size: str) -> Path:
 
 def count_events(landing: Path) -> int:
     pattern = str(landing / "events" / "*.parquet")
-    return duckdb.sql(f"select count(*) from read_parquet('{pattern}')").fetchone()[0]
+    return duckdb.connect().execute(f"select count(*) from read_parquet('{pattern}')").fetchone()[0]
 
 
 def link_landing(source: Path, target: Path, with_last_day: bool) -> None:
