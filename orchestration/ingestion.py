@@ -1,16 +1,28 @@
 """Landing zone to warehouse: each file once, every row accounted for.
 
-New files (keyed by path and content hash) of one run form a batch. Their rows are
-staged as text, classified by one SQL query (accepted, quarantined with a typed reason,
-or a duplicate of an event already ingested), and written in one transaction, so a run
-that dies leaves the warehouse as it was. `audit.ingestion_reconciliation` is also the
-ledger of ingested files: rows_landed = rows_accepted + rows_quarantined + rows_duplicate.
+New files (keyed by path and content hash) of one run form a batch, read in two passes:
+
+1. Decide, in autocommit mode into temp tables: one SQL query per entity classifies each
+   row (a typed quarantine reason, or none), and only what the next steps need is kept:
+   the reason, the event_id of a candidate event, the raw row of a bad JSON line. Then the
+   duplicates among candidates are found. An unreadable file is rejected here, alone.
+2. Write, in one transaction: the files are read again and their accepted rows go
+   straight into the raw tables, typed and in file and row order, with the quarantine
+   and the reconciliation, so a run that dies leaves the warehouse as it was.
+
+Reading a file twice costs less than keeping copies of every row between the steps: as
+text staging tables, such copies took 8 GB for 10M events. Parquet files that share a
+schema are read together in one multi-file read. `audit.ingestion_reconciliation` is
+also the ledger of ingested files: rows_landed = rows_accepted + rows_quarantined +
+rows_duplicate.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -19,6 +31,8 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
+
+from orchestration.settings import SettingsError
 
 ENTITY_COLUMNS: dict[str, tuple[str, ...]] = {
     "events": (
@@ -138,8 +152,15 @@ class IngestionReport:
     accepted_by_entity: dict[str, int] = field(default_factory=dict)
 
 
+# DuckDB would take up to 80% of the machine's memory. Ingestion honours the setting the
+# dbt profile reads; its default leaves room for the Python process within 8 GB.
+MEMORY_LIMIT_VARIABLE = "SEGMENTS_DUCKDB_MEMORY_LIMIT"
+DEFAULT_MEMORY_LIMIT = "6GB"
+
+
 def connect(warehouse: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A connection in UTC, the one time zone the warehouse speaks."""
+    """A connection in UTC, the one time zone the warehouse speaks, within the memory
+    limit: what does not fit (a large batch, a big join) spills to <warehouse>.tmp."""
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     try:
         conn = duckdb.connect(str(warehouse), read_only=read_only)
@@ -148,7 +169,29 @@ def connect(warehouse: Path, read_only: bool = False) -> duckdb.DuckDBPyConnecti
             f"warehouse {warehouse} is in use by another process ({_first_line(error)})"
         ) from error
     conn.execute("set TimeZone = 'UTC'")
+    memory_limit = os.environ.get(MEMORY_LIMIT_VARIABLE, DEFAULT_MEMORY_LIMIT)
+    try:
+        conn.execute(f"set memory_limit = {_sql_text(memory_limit)}")
+    except duckdb.Error as error:
+        conn.close()
+        raise SettingsError(
+            f"{MEMORY_LIMIT_VARIABLE}={memory_limit!r} is not a memory size such as 6GB"
+        ) from error
+    conn.execute(f"set temp_directory = {_sql_text(str(warehouse) + '.tmp')}")
+    # DuckDB sizes its thread pool from the machine's cores; a process pinned to fewer
+    # (taskset, a container's cpuset) would only oversubscribe them.
+    conn.execute(f"set threads = {_usable_cores()}")
     return conn
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 class WarehouseBusyError(RuntimeError):
@@ -203,31 +246,53 @@ def discover(landing_dir: Path) -> Iterator[LandedFile | tuple[Path, str, str]]:
                 yield (path, entity, _first_line(error))
 
 
-def _select_columns(entity: str, available: list[str], source_alias: str) -> str:
-    """Canonical columns as trimmed text (NULL when absent or blank), matching names
-    case-insensitively."""
-    by_name = {name.strip().lower(): name for name in available}
+# A CSV or Parquet file's columns: (name, DuckDB type) pairs.
+Columns = tuple[tuple[str, str], ...]
+
+# Parquet types that the classification reads exactly as it would read their text, so the
+# text round trip (slow, and at 10M rows a large part of ingestion) is skipped: a double
+# prints as its shortest round-trip text, an integer as its digits, a microsecond
+# timestamp as its instant. Any other type is read as text, as CSV is: TIMESTAMP_NS
+# prints nanoseconds that the text path truncates, FLOAT and DECIMAL print digits that
+# parse to another double.
+_NUMBER_TYPES = ("DOUBLE", "BIGINT", "INTEGER", "SMALLINT", "TINYINT")
+_TIMESTAMP_TYPES = ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE")
+_KEEPS_TYPE: dict[str, tuple[str, ...]] = {
+    **{c: _NUMBER_TYPES for c in ("price", "revenue", "quantity", "duration_seconds")},
+    **{c: _TIMESTAMP_TYPES for c in ("occurred_at", "signed_up_at", "requested_at")},
+}
+
+
+def _select_columns(entity: str, described: Columns) -> str:
+    """Canonical columns, matching names case-insensitively: as trimmed text (NULL when
+    absent or blank), except the Parquet columns that can stay typed (_KEEPS_TYPE)."""
+    by_name = {name.strip().lower(): (name, column_type) for name, column_type in described}
     selected = []
     for column in ENTITY_COLUMNS[entity]:
-        original = by_name.get(column)
-        if original is None:
+        if column not in by_name:
             selected.append(f"cast(null as varchar) as {column}")
+            continue
+        original, column_type = by_name[column]
+        quoted = "src." + '"' + original.replace('"', '""') + '"'
+        if column_type in _KEEPS_TYPE.get(column, ()):
+            selected.append(f"{quoted} as {column}")
         else:
-            quoted = '"' + original.replace('"', '""') + '"'
-            selected.append(
-                f"nullif(trim(cast({source_alias}.{quoted} as varchar)), '') as {column}"
-            )
+            selected.append(f"nullif(trim(cast({quoted} as varchar)), '') as {column}")
     return ", ".join(selected)
 
 
 def _json_columns(entity: str) -> str:
-    selected = []
-    for column in ENTITY_COLUMNS[entity]:
-        selected.append(
-            f"case when {_IS_JSON_OBJECT} then "
-            f"nullif(trim(json_extract_string(line, '$.\"{column}\"')), '') end as {column}"
-        )
-    return ", ".join(selected)
+    """The entity's columns of a JSON line (NULL when absent or blank), from `fields`: all
+    of them extracted in one call, which parses the line once rather than once a column."""
+    return ", ".join(
+        f"nullif(trim(fields[{index}]), '') as {column}"
+        for index, column in enumerate(ENTITY_COLUMNS[entity], start=1)
+    )
+
+
+def _json_fields(entity: str) -> str:
+    paths = ", ".join(f"'$.\"{column}\"'" for column in ENTITY_COLUMNS[entity])
+    return f"case when {_IS_JSON_OBJECT} then json_extract_string(line, [{paths}]) end"
 
 
 def _local_source(landed: LandedFile, file_seq: int, workdir: Path) -> str:
@@ -241,104 +306,106 @@ def _local_source(landed: LandedFile, file_seq: int, workdir: Path) -> str:
     return str(landed.path)
 
 
-def _tabular_reader(
-    conn: duckdb.DuckDBPyConnection, landed: LandedFile, source: str
-) -> tuple[str, str, list[str], str]:
-    """For a CSV or Parquet file: the reader, its 1-based row number, its columns, and
-    the expression of a row as a JSON object."""
-    if landed.file_format == "csv":
-        reader = "read_csv($source, all_varchar = true, header = true, hive_partitioning = false)"
-        row_number = "row_number() over ()"
-    else:
-        reader = "read_parquet($source, file_row_number = true, hive_partitioning = false)"
-        row_number = "src.file_row_number + 1"
+def _tabular_reader(file_format: str) -> tuple[str, str]:
+    """For a CSV or Parquet file ($source): the reader and its 1-based row number."""
+    if file_format == "csv":
+        return (
+            "read_csv($source, all_varchar = true, header = true, hive_partitioning = false)",
+            "row_number() over ()",
+        )
+    return (
+        "read_parquet($source, file_row_number = true, hive_partitioning = false)",
+        "src.file_row_number + 1",
+    )
+
+
+def _describe(conn: duckdb.DuckDBPyConnection, file_format: str, source: str) -> Columns:
+    """A CSV or Parquet file's columns as (name, type) pairs; reading them is the first
+    check that the file is what its name says."""
+    reader, _row_number = _tabular_reader(file_format)
     described = conn.execute(f"describe select * from {reader}", {"source": source}).fetchall()
-    available = [row[0] for row in described if row[0] != "file_row_number"]
-    if landed.file_format == "csv":
-        raw_row = "to_json(src)"
+    return tuple((row[0], row[1]) for row in described if row[0] != "file_row_number")
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One read of new landed rows of one entity: the Parquet files that share a schema
+    (a single multi-file read), or one CSV or JSON Lines file. `relation` is a SELECT of
+    file_seq, source_file, source_row, raw_row, is_readable and the entity's columns."""
+
+    entity: str
+    files: tuple[tuple[int, LandedFile, str], ...]  # (file_seq, file, path DuckDB reads)
+    described: Columns
+    relation: str
+    params: dict[str, object]
+
+    def one_by_one(self) -> list[_Source]:
+        return [_source(self.entity, [member], self.described) for member in self.files]
+
+
+def _source(entity: str, members: list[tuple[int, LandedFile, str]], described: Columns) -> _Source:
+    file_format = members[0][1].file_format
+    first_seq, first_file, first_path = members[0]
+    # A single file's number and name are constants; in a multi-file read, file_index (the
+    # position of a row's file in the list) picks them.
+    if len(members) == 1:
+        file_seq, source_file = str(first_seq), "$source_file"
+        params: dict[str, object] = {"source": first_path, "source_file": str(first_file.path)}
     else:
-        quoted = ['"' + name.replace('"', '""') + '"' for name in available]
-        raw_row = "to_json(struct_pack(" + ", ".join(f"{q} := src.{q}" for q in quoted) + "))"
-    return reader, row_number, available, raw_row
-
-
-def _stage_file(
-    conn: duckdb.DuckDBPyConnection, landed: LandedFile, file_seq: int, workdir: Path
-) -> int:
-    """Appends the file's rows to the staging table of its entity; returns rows landed.
-    A JSON line is kept as its raw row; for CSV and Parquet the raw row is built later,
-    only for the rows that are quarantined (_fill_raw_rows)."""
-    path = landed.path
-    if landed.file_format is None:
-        raise ValueError(f"unsupported file type {path.name!r} (expected .csv, .parquet, .jsonl)")
-    source = _local_source(landed, file_seq, workdir)
-    staging = f"landed_{landed.entity}"
-    prefix = f"{file_seq} as file_seq, $path as source_file"
-    if landed.file_format == "jsonl":
+        position = "cast(src.file_index as bigint) + 1"
+        file_seq, source_file = f"($file_seqs)[{position}]", f"($source_files)[{position}]"
+        params = {
+            "source": [path for _seq, _file, path in members],
+            "file_seqs": [seq for seq, _file, _path in members],
+            "source_files": [str(landed.path) for _seq, landed, _path in members],
+        }
+    prefix = f"{file_seq} as file_seq, {source_file} as source_file"
+    if file_format == "jsonl":
         reader = (
             f"read_csv($source, columns = {{'line': 'VARCHAR'}}, header = false, "
             f"delim = {_LINE_SEPARATOR}, quote = '', escape = '', auto_detect = false)"
         )
-        query = (
-            f"insert into {staging} select {prefix}, row_number() over () as source_row, "
-            f"line as raw_row, {_IS_JSON_OBJECT} as is_readable, "
-            f"{_json_columns(landed.entity)} from {reader} where trim(line) <> ''"
+        relation = (
+            f"select {prefix}, source_row, line as raw_row, is_readable, "
+            f"{_json_columns(entity)} from (select row_number() over () as source_row, line, "
+            f"{_IS_JSON_OBJECT} as is_readable, {_json_fields(entity)} as fields "
+            f"from {reader} where trim(line) <> '')"
         )
     else:
-        reader, row_number, available, _raw_row = _tabular_reader(conn, landed, source)
-        query = (
-            f"insert into {staging} select {prefix}, {row_number} as source_row, "
-            f"null as raw_row, true as is_readable, "
-            f"{_select_columns(landed.entity, available, 'src')} from {reader} as src"
+        # Parquet's file_row_number numbers rows within each file, however the read is
+        # shared out between threads.
+        reader, row_number = _tabular_reader(file_format)
+        relation = (
+            f"select {prefix}, {row_number} as source_row, cast(null as varchar) as raw_row, "
+            f"true as is_readable, {_select_columns(entity, described)} from {reader} as src"
         )
-    # An INSERT answers with the number of rows it inserted.
-    return conn.execute(query, {"source": source, "path": str(path)}).fetchone()[0]
+    return _Source(entity, tuple(members), described, relation, params)
 
 
-def _fill_raw_rows(
-    conn: duckdb.DuckDBPyConnection, staged: list[tuple[int, LandedFile]], workdir: Path
-) -> None:
-    """Reads again the CSV and Parquet files that have quarantined rows and keeps those
-    rows whole: the cost of the raw row is paid only for bad rows."""
-    for entity in ENTITIES:
-        bad_files = {
-            file_seq
-            for (file_seq,) in conn.execute(
-                f"select distinct file_seq from decided_{entity} "
-                "where reason is not null and raw_row is null"
-            ).fetchall()
-        }
-        for file_seq, landed in staged:
-            if file_seq not in bad_files:
-                continue
-            source = _local_source(landed, file_seq, workdir)
-            reader, row_number, _available, raw_row = _tabular_reader(conn, landed, source)
-            conn.execute(
-                f"""
-                update decided_{entity} as decided set raw_row = file_rows.raw_row
-                from (select {row_number} as source_row, {raw_row} as raw_row
-                      from {reader} as src) as file_rows
-                where decided.file_seq = $file_seq and decided.reason is not null
-                    and decided.source_row = file_rows.source_row
-                """,
-                {"source": source, "file_seq": file_seq},
-            )
+# Each entity's rows are classified by one query over a source (`landed`): the first
+# failing rule names the reason; rows with no reason are accepted unless duplicates.
+# A timestamp is parsed as an instant (no offset means UTC) and stored as naive UTC.
+# timezone('UTC', t) does that through ICU, row by row; for a finite instant its epoch
+# microseconds read as a timestamp are the same value, several times faster.
+def _utc(instant: str) -> str:
+    return (
+        f"case when isfinite({instant}) then make_timestamp(epoch_us({instant})) "
+        f"else timezone('UTC', {instant}) end"
+    )
 
 
-# One query per entity turns staged text rows into (reason, typed columns). The first
-# failing rule names the reason; rows with no reason are candidates for acceptance.
 _CLASSIFY_SQL = {
-    "events": """
-        create or replace temp view classified_events as
-        with parsed as (
+    "events": f"""
+        parsed as (
             select *,
-                timezone('UTC', try_cast(occurred_at as timestamptz)) as occurred_at_utc,
+                try_cast(occurred_at as timestamptz) as occurred_at_instant,
                 try_cast(price as double) as price_value,
                 try_cast(revenue as double) as revenue_value,
                 try_cast(quantity as double) as quantity_value,
                 try_cast(duration_seconds as double) as duration_value
-            from landed_events
-        )
+            from landed
+        ),
+        timed as (select *, {_utc("occurred_at_instant")} as occurred_at_utc from parsed)
         select *,
             case
                 when not is_readable then 'malformed_row'
@@ -362,14 +429,14 @@ _CLASSIFY_SQL = {
                     then 'malformed_properties'
                 when occurred_at_utc > $ingested_at + interval 1 day then 'future_timestamp'
             end as reason
-        from parsed
+        from timed
     """,
-    "customers": """
-        create or replace temp view classified_customers as
-        with parsed as (
-            select *, timezone('UTC', try_cast(signed_up_at as timestamptz)) as signed_up_at_utc
-            from landed_customers
-        )
+    "customers": f"""
+        parsed as (
+            select *, try_cast(signed_up_at as timestamptz) as signed_up_at_instant
+            from landed
+        ),
+        timed as (select *, {_utc("signed_up_at_instant")} as signed_up_at_utc from parsed)
         select *,
             case
                 when not is_readable then 'malformed_row'
@@ -377,14 +444,14 @@ _CLASSIFY_SQL = {
                 when signed_up_at is not null and signed_up_at_utc is null
                     then 'unparseable_timestamp'
             end as reason
-        from parsed
+        from timed
     """,
-    "erasure_requests": """
-        create or replace temp view classified_erasure_requests as
-        with parsed as (
-            select *, timezone('UTC', try_cast(requested_at as timestamptz)) as requested_at_utc
-            from landed_erasure_requests
-        )
+    "erasure_requests": f"""
+        parsed as (
+            select *, try_cast(requested_at as timestamptz) as requested_at_instant
+            from landed
+        ),
+        timed as (select *, {_utc("requested_at_instant")} as requested_at_utc from parsed)
         select *,
             case
                 when not is_readable then 'malformed_row'
@@ -392,66 +459,345 @@ _CLASSIFY_SQL = {
                 when requested_at is not null and requested_at_utc is null
                     then 'unparseable_timestamp'
             end as reason
-        from parsed
+        from timed
     """,
 }
+
+
+def _classified(source: _Source) -> str:
+    return f"with landed as ({source.relation}), {_CLASSIFY_SQL[source.entity]}"
+
+
+# Pass 1 keeps, per landed row, what the later steps need: its reason, the event_id of an
+# event that may be accepted (for de-duplication), and the raw row of a bad JSON line.
+# The raw row of a bad CSV or Parquet row is built later, for those rows only.
+_DECIDED_KEY = {"events": "event_id"}
 
 _CONSENT = "coalesce(lower({0}) in ('true', 't', '1', 'yes', 'y'), false)"
 
-# Accepted rows, typed. Events are de-duplicated on event_id: the first row ingested wins,
-# against this batch (file order, then row order) and every earlier batch. Each entry is
-# two statements: deciding (a temp table), then inserting the accepted rows.
-_ACCEPT_SQL = {
+# Pass 2: the typed values of accepted rows, in the column order of their raw table.
+_ACCEPTED_COLUMNS = {
     "events": """
-        create or replace temp table decided_events as
-        select *,
-            reason is null
-              and row_number() over (
-                    partition by reason is null, event_id order by file_seq, source_row) = 1
-              and coalesce(event_id not in (select event_id from raw.events), false) as is_accepted
-        from classified_events;
-        insert into raw.events
-        select event_id, event_type, occurred_at_utc, user_id, anonymous_id, session_id,
-            product_id, category, price_value, revenue_value, cast(quantity_value as bigint),
-            order_id, duration_value,
-            case when properties is not null then cast(json(properties) as varchar) end,
-            source_file, source_row, $batch_id, $ingested_at
-        from decided_events where is_accepted
-        order by file_seq, source_row
+        event_id, event_type, occurred_at_utc, user_id, anonymous_id, session_id,
+        product_id, category, price_value, revenue_value, cast(quantity_value as bigint),
+        order_id, duration_value,
+        case when properties is not null then cast(json(properties) as varchar) end
     """,
-    "customers": """
-        create or replace temp table decided_customers as
-        select *, reason is null as is_accepted from classified_customers;
-        insert into raw.customers
-        select customer_id, email, phone, signed_up_at_utc, country,
-            {consent_email}, {consent_sms}, {consent_push},
-            source_file, source_row, $batch_id, $ingested_at
-        from decided_customers where is_accepted
-        order by file_seq, source_row
-    """.format(
-        consent_email=_CONSENT.format("consent_email"),
-        consent_sms=_CONSENT.format("consent_sms"),
-        consent_push=_CONSENT.format("consent_push"),
-    ),
-    "erasure_requests": """
-        create or replace temp table decided_erasure_requests as
-        select *, reason is null as is_accepted from classified_erasure_requests;
-        insert into raw.erasure_requests
-        select user_id, coalesce(requested_at_utc, $ingested_at),
-            source_file, source_row, $batch_id, $ingested_at
-        from decided_erasure_requests where is_accepted
-        order by file_seq, source_row
+    "customers": f"""
+        customer_id, email, phone, signed_up_at_utc, country,
+        {_CONSENT.format("consent_email")}, {_CONSENT.format("consent_sms")},
+        {_CONSENT.format("consent_push")}
     """,
+    "erasure_requests": "user_id, coalesce(requested_at_utc, $ingested_at)",
 }
 
+# Events are de-duplicated on event_id: the first row ingested wins, against this batch
+# (file order, then row order) and every earlier batch. Only candidates (rows with no
+# reason) take part. Ids repeated within the batch are found by grouping on their 64-bit
+# hash, a fixed-width key that groups several times faster than text, then ranked by
+# their exact value (a hash collision only adds candidates). Ids of earlier batches are
+# found by a semi-join that DuckDB builds on this batch's ids and probes with a scan of
+# raw.events, rather than building a hash table of every id ever ingested.
+_DUPLICATES_SQL = """
+    create or replace temp table duplicate_events as
+    with repeated as (
+        select file_seq, source_row, event_id from decided_events
+        where reason is null and hash(event_id) in (
+            select hash(event_id) from decided_events where reason is null
+            group by hash(event_id) having count(*) > 1)
+    ),
+    ranked as (
+        select file_seq, source_row,
+            row_number() over (partition by event_id order by file_seq, source_row) as arrival
+        from repeated
+    )
+    select file_seq, source_row from ranked where arrival > 1
+    union
+    select file_seq, source_row from decided_events as decided
+    where decided.reason is null
+        and exists (select 1 from raw.events where raw.events.event_id = decided.event_id)
+"""
 
-def _create_staging(conn: duckdb.DuckDBPyConnection) -> None:
-    for entity, columns in ENTITY_COLUMNS.items():
-        typed = ", ".join(f"{c} varchar" for c in columns)
+_READ_ERRORS = (duckdb.Error, OSError, ValueError, EOFError)
+# Errors that are no file's fault: the run stops (and can be retried) rather than record
+# readable files as rejected, which would keep them out of every later run.
+_NOT_THE_FILES_FAULT = (duckdb.OutOfMemoryException, duckdb.InterruptException)
+
+
+def _execute(
+    conn: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object]
+) -> duckdb.DuckDBPyConnection:
+    """Executes with the parameters the statement names: DuckDB rejects unused ones."""
+    named = set(re.findall(r"\$(\w+)", sql))
+    return conn.execute(sql, {k: v for k, v in params.items() if k in named})
+
+
+def _create_scratch(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute(
+        "create or replace temp table landed_files (file_seq integer, entity varchar, "
+        "source_file varchar, file_sha256 varchar)"
+    )
+    for entity in ENTITIES:
+        key = f", {_DECIDED_KEY[entity]} varchar" if entity in _DECIDED_KEY else ""
         conn.execute(
-            f"create or replace temp table landed_{entity} (file_seq integer, source_file "
-            f"varchar, source_row bigint, raw_row varchar, is_readable boolean, {typed})"
+            f"create or replace temp table decided_{entity} (file_seq integer, "
+            f"source_row bigint, reason varchar, raw_row varchar{key})"
         )
+
+
+def _drop_decided(conn: duckdb.DuckDBPyConnection) -> None:
+    for entity in ENTITIES:
+        conn.execute(f"drop table if exists decided_{entity}")
+
+
+def _drop_scratch(conn: duckdb.DuckDBPyConnection) -> None:
+    """Frees what pass 1 kept and the duplicate mask."""
+    _drop_decided(conn)
+    for table in ("landed_files", "file_counts", "duplicate_events", "quarantined_rows"):
+        conn.execute(f"drop table if exists {table}")
+    conn.execute("reset variable duplicate_events")
+
+
+def _plan_sources(
+    conn: duckdb.DuckDBPyConnection,
+    entity: str,
+    files: list[tuple[int, LandedFile]],
+    workdir: Path,
+    reject: Callable[[LandedFile, BaseException], None],
+) -> list[_Source]:
+    """The reads of one entity's new files, in batch order: Parquet files grouped by schema
+    (same column names and types), one read per group; every CSV and JSON Lines file on its
+    own (each CSV file has its own dialect, and read_csv numbers no rows within a file)."""
+    sources: list[_Source] = []
+    parquet_groups: dict[object, tuple[Columns, list[tuple[int, LandedFile, str]]]] = {}
+    for file_seq, landed in files:
+        try:
+            if landed.file_format is None:
+                raise ValueError(
+                    f"unsupported file type {landed.path.name!r} (expected .csv, .parquet, .jsonl)"
+                )
+            path = _local_source(landed, file_seq, workdir)
+            described = (
+                () if landed.file_format == "jsonl" else _describe(conn, landed.file_format, path)
+            )
+        except _NOT_THE_FILES_FAULT:
+            raise
+        except _READ_ERRORS as error:
+            reject(landed, error)
+            continue
+        if landed.file_format != "parquet":
+            sources.append(_source(entity, [(file_seq, landed, path)], described))
+            continue
+        group: object = described
+        if any(name.lower() == "file_index" for name, _type in described):
+            group = file_seq  # such a column would hide the reader's file_index: read alone
+        parquet_groups.setdefault(group, (described, []))[1].append((file_seq, landed, path))
+    for described, members in parquet_groups.values():
+        sources.append(_source(entity, members, described))
+    return sorted(sources, key=lambda source: source.files[0][0])
+
+
+def _decide(
+    conn: duckdb.DuckDBPyConnection,
+    source: _Source,
+    ingested_at: datetime,
+    reject: Callable[[LandedFile, BaseException], None],
+    progress: Callable[[str], None],
+) -> list[_Source]:
+    """Pass 1 over one source: its rows' reasons (and the event_ids of candidates) into
+    decided_<entity>. In autocommit mode a failed read leaves no rows behind: a failed
+    multi-file read is retried file by file, so that only the bad file is rejected.
+    Returns the sources that were read."""
+    key = _DECIDED_KEY.get(source.entity)
+    sql = (
+        f"insert into decided_{source.entity} select file_seq, source_row, reason, "
+        f"case when reason is not null then raw_row end"
+        + (f", case when reason is null then {key} end" if key else "")
+        + f" from ({_classified(source)})"
+    )
+    try:
+        # An INSERT answers with the number of rows it inserted.
+        rows = _execute(conn, sql, {**source.params, "ingested_at": ingested_at}).fetchone()[0]
+    except _NOT_THE_FILES_FAULT:
+        raise
+    except _READ_ERRORS as error:
+        if len(source.files) == 1:
+            reject(source.files[0][1], error)
+            return []
+        progress(
+            f"re-reading {len(source.files)} {source.entity} files one by one: {_first_line(error)}"
+        )
+        return [
+            read
+            for single in source.one_by_one()
+            for read in _decide(conn, single, ingested_at, reject, progress)
+        ]
+    conn.executemany(
+        "insert into landed_files values (?, ?, ?, ?)",
+        [(seq, landed.entity, str(landed.path), landed.sha256) for seq, landed, _ in source.files],
+    )
+    names = (
+        f"{source.files[0][1].path.name}"
+        if len(source.files) == 1
+        else f"{len(source.files)} {source.files[0][1].file_format} files"
+    )
+    progress(f"read {source.entity}/{names}: {rows:,} rows")
+    return [source]
+
+
+def _fill_raw_rows(conn: duckdb.DuckDBPyConnection, sources: list[_Source]) -> None:
+    """Reads again the CSV and Parquet files that have quarantined rows and keeps those
+    rows whole: the cost of the raw row is paid only for bad rows."""
+    bad_files = {
+        file_seq
+        for (file_seq,) in conn.execute(
+            "select distinct file_seq from quarantined_rows where raw_row is null"
+        ).fetchall()
+    }
+    for source in sources:
+        for file_seq, landed, path in source.files:
+            if file_seq not in bad_files:
+                continue
+            reader, row_number = _tabular_reader(landed.file_format)
+            if landed.file_format == "csv":
+                raw_row = "to_json(src)"
+            else:
+                quoted = ['"' + name.replace('"', '""') + '"' for name, _ in source.described]
+                pairs = ", ".join(f"{q} := src.{q}" for q in quoted)
+                raw_row = f"to_json(struct_pack({pairs}))"
+            conn.execute(
+                f"""
+                update quarantined_rows as bad set raw_row = file_rows.raw_row
+                from (select {row_number} as source_row, {raw_row} as raw_row
+                      from {reader} as src) as file_rows
+                where bad.file_seq = $file_seq and bad.source_row = file_rows.source_row
+                """,
+                {"source": path, "file_seq": file_seq},
+            )
+
+
+# Per ingested file: rows landed, quarantined and duplicate (the rest were accepted), and
+# its row offset among the batch's rows of its entity, in file order.
+_FILE_COUNTS_SQL = """
+    create or replace temp table file_counts as
+    with decided as (
+        select file_seq, count(*) as landed, count(reason) as quarantined
+        from decided_events group by file_seq
+        union all
+        select file_seq, count(*), count(reason) from decided_customers group by file_seq
+        union all
+        select file_seq, count(*), count(reason) from decided_erasure_requests group by file_seq
+    ),
+    duplicates as (select file_seq, count(*) as duplicate from duplicate_events group by file_seq),
+    counted as (
+        select file_seq, entity, coalesce(landed, 0) as landed,
+            coalesce(quarantined, 0) as quarantined, coalesce(duplicate, 0) as duplicate
+        from landed_files left join decided using (file_seq) left join duplicates using (file_seq)
+    )
+    select *, landed - quarantined - duplicate as accepted,
+        sum(landed) over (partition by entity order by file_seq) - landed as row_offset
+    from counted
+"""
+
+
+# Of the decided rows, pass 2 needs only the quarantined ones (with the counts and the
+# duplicates): they are kept apart, and the decided tables (a row per landed row, at 100M
+# events several gigabytes) are dropped before the writes need the memory.
+_QUARANTINED_SQL = """
+    create or replace temp table quarantined_rows as
+    select 'events' as entity, file_seq, source_row, reason, raw_row
+    from decided_events where reason is not null
+    union all
+    select 'customers', file_seq, source_row, reason, raw_row
+    from decided_customers where reason is not null
+    union all
+    select 'erasure_requests', file_seq, source_row, reason, raw_row
+    from decided_erasure_requests where reason is not null
+"""
+
+
+# Pass 2 drops duplicate events with a filter, not a join: DuckDB inserts rows in the
+# order it reads them only from a query without a join (an anti-join interleaves rows of
+# different files), and sorting the batch back into order spills gigabytes at 100M rows.
+# Rows in file order keep each row group to about one file (one day of events), so the
+# zone maps on occurred_at stay tight for the incremental models. The filter is a bit
+# mask over the batch's event rows in file and row order (bit k set: row k is a
+# duplicate), each events file starting at its row offset; get_bit takes a 32-bit
+# position, enough for 2^31 events a batch.
+def _mask_duplicates(conn: duckdb.DuckDBPyConnection, file_count: int) -> list[int]:
+    """Sets the variable duplicate_events to the mask; returns the row offset of each
+    file, indexed by file_seq (1-based, as SQL lists are)."""
+    offsets = dict(
+        conn.execute(
+            "select file_seq, row_offset from file_counts where entity = 'events'"
+        ).fetchall()
+    )
+    (rows,) = conn.execute(
+        "select coalesce(sum(landed), 0) from file_counts where entity = 'events'"
+    ).fetchone()
+    conn.execute(
+        "set variable duplicate_events = (select bitstring_agg("
+        f"cast(row_offset + source_row as bigint), 1, {max(rows, 1)}) "
+        "from duplicate_events join file_counts using (file_seq))"
+    )
+    return [offsets.get(file_seq, 0) for file_seq in range(1, file_count + 1)]
+
+
+_NOT_DUPLICATE = (
+    "coalesce(get_bit(getvariable('duplicate_events'), "
+    "cast(($row_offsets)[cast(file_seq as bigint)] + source_row - 1 as integer)), 0) = 0"
+)
+
+
+def _write_accepted(
+    conn: duckdb.DuckDBPyConnection, source: _Source, params: dict[str, object]
+) -> int:
+    """Pass 2 over one source: its accepted rows, typed, straight into the raw table in
+    file and row order (the order of the read). Returns the rows written."""
+    sql = (
+        f"insert into raw.{source.entity} select {_ACCEPTED_COLUMNS[source.entity]}, "
+        f"source_file, source_row, $batch_id, $ingested_at "
+        f"from ({_classified(source)}) where reason is null"
+    )
+    if source.entity == "events":
+        sql += f" and {_NOT_DUPLICATE}"
+    return _execute(conn, sql, {**source.params, **params}).fetchone()[0]
+
+
+def _write_batch(
+    conn: duckdb.DuckDBPyConnection, sources: list[_Source], params: dict[str, object]
+) -> None:
+    """Pass 2, inside the transaction: accepted rows, quarantined rows and the
+    reconciliation of every file that was read."""
+    accepted = dict(conn.execute("select file_seq, accepted from file_counts").fetchall())
+    for source in sources:
+        written = _write_accepted(conn, source, params)
+        # The files are read again: they must give what pass 1 decided, or the
+        # reconciliation would not add up.
+        if written != sum(accepted[file_seq] for file_seq, _, _ in source.files):
+            names = ", ".join(landed.path.name for _, landed, _ in source.files)
+            raise RuntimeError(f"landing files changed while being ingested: {names}")
+    _execute(
+        conn,
+        """
+        insert into audit.quarantined_events
+        select bad.entity, landed_files.source_file, bad.source_row, bad.reason, bad.raw_row,
+            $batch_id, $ingested_at
+        from quarantined_rows as bad join landed_files using (file_seq)
+        order by bad.file_seq, bad.source_row
+        """,
+        params,
+    )
+    _execute(
+        conn,
+        """
+        insert into audit.ingestion_reconciliation
+        select source_file, landed_files.entity, file_sha256, 'ingested', null, landed,
+            accepted, quarantined, duplicate, $batch_id, $ingested_at
+        from landed_files join file_counts using (file_seq) order by file_seq
+        """,
+        params,
+    )
 
 
 def already_ingested(conn: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
@@ -492,89 +838,59 @@ def ingest(
     params = {"batch_id": batch_id, "ingested_at": ingested_at}
     seen = already_ingested(conn)
 
-    # Files are staged, classified and decided in autocommit mode into temp tables: in
-    # DuckDB a failed statement aborts the enclosing transaction, and one unreadable file
-    # must not sink the batch. Only the writes to the warehouse share one transaction.
-    _create_staging(conn)
-    staged: list[tuple[int, LandedFile]] = []
+    new_files: list[tuple[int, LandedFile]] = []
     rejected: list[tuple[Path, str, str, str]] = []
-    with tempfile.TemporaryDirectory(prefix="segments-ingest-") as workdir:
-        for found in discover(landing_dir):
-            if isinstance(found, tuple):
-                path, entity, error = found
-                rejected.append((path, entity, "", error))
-                continue
-            if found.key in seen:
-                report.files_skipped += 1
-                continue
-            seen.add(found.key)
-            file_seq = len(staged) + len(rejected) + 1
-            try:
-                rows = _stage_file(conn, found, file_seq, Path(workdir))
-            except (duckdb.Error, OSError, ValueError, EOFError, gzip.BadGzipFile) as error:
-                # A file that fails half-read leaves no rows: drop what it staged.
-                conn.execute(f"delete from landed_{found.entity} where file_seq = {file_seq}")
-                rejected.append((found.path, found.entity, found.sha256, _first_line(error)))
-                progress(f"rejected {found.path.name}: {_first_line(error)}")
-                continue
-            staged.append((file_seq, found))
-            progress(f"read {found.entity}/{found.path.name}: {rows:,} rows")
+    for found in discover(landing_dir):
+        if isinstance(found, tuple):
+            path, entity, error = found
+            rejected.append((path, entity, "", error))
+            continue
+        if found.key in seen:
+            report.files_skipped += 1
+            continue
+        seen.add(found.key)
+        new_files.append((len(new_files) + 1, found))
 
-        inserts = {}
-        for entity in ENTITIES:
-            # A view takes no parameters: ingested_at is our own datetime, spliced as a literal.
-            stamp = ingested_at.strftime("%Y-%m-%d %H:%M:%S.%f")
-            conn.execute(_CLASSIFY_SQL[entity].replace("$ingested_at", f"timestamp '{stamp}'"))
-            decide, insert = _ACCEPT_SQL[entity].split(";", 1)
-            conn.execute(decide)
-            inserts[entity] = insert
-        _fill_raw_rows(conn, staged, Path(workdir))
+    def reject(landed: LandedFile, error: BaseException) -> None:
+        rejected.append((landed.path, landed.entity, landed.sha256, _first_line(error)))
+        progress(f"rejected {landed.path.name}: {_first_line(error)}")
 
-    conn.execute("begin transaction")
+    _create_scratch(conn)
     try:
-        for entity in ENTITIES:
-            conn.execute(inserts[entity], params)
-            conn.execute(
-                f"""
-                insert into audit.quarantined_events
-                select '{entity}', source_file, source_row, reason, raw_row, $batch_id,
-                    $ingested_at
-                from decided_{entity} where reason is not null order by file_seq, source_row
-                """,
-                params,
-            )
-        for file_seq, landed in staged:
-            conn.execute(
-                f"""
-                insert into audit.ingestion_reconciliation
-                select $path, $entity, $sha, 'ingested', null, count(*),
-                    count(*) filter (where is_accepted),
-                    count(*) filter (where reason is not null),
-                    count(*) filter (where reason is null and not is_accepted),
-                    $batch_id, $ingested_at
-                from decided_{landed.entity} where file_seq = $file_seq
-                """,
-                {
-                    **params,
-                    "path": str(landed.path),
-                    "entity": landed.entity,
-                    "sha": landed.sha256,
-                    "file_seq": file_seq,
-                },
-            )
-        for path, entity, sha, error in rejected:
-            conn.execute(
-                "insert into audit.ingestion_reconciliation values "
-                "($path, $entity, $sha, 'rejected', $error, 0, 0, 0, 0, $batch_id, $ingested_at)",
-                {**params, "path": str(path), "entity": entity, "sha": sha, "error": error},
-            )
-            report.files_rejected.append((str(path), error))
-        conn.execute("commit")
-    except BaseException:
-        conn.execute("rollback")
-        raise
+        with tempfile.TemporaryDirectory(prefix="segments-ingest-") as workdir:
+            # Pass 1 reads and decides in autocommit mode, into temp tables: in DuckDB a
+            # failed statement aborts the enclosing transaction, and one unreadable file
+            # must not sink the batch. Only the writes (pass 2) share one transaction.
+            sources: list[_Source] = []
+            for entity in ENTITIES:
+                files = [(file_seq, f) for file_seq, f in new_files if f.entity == entity]
+                for source in _plan_sources(conn, entity, files, Path(workdir), reject):
+                    sources.extend(_decide(conn, source, ingested_at, reject, progress))
+            conn.execute(_DUPLICATES_SQL)
+            conn.execute(_FILE_COUNTS_SQL)
+            conn.execute(_QUARANTINED_SQL)
+            _drop_decided(conn)
+            _fill_raw_rows(conn, sources)
+            row_offsets = _mask_duplicates(conn, len(new_files))
 
-    report.files_ingested = len(staged)
+            conn.execute("begin transaction")
+            try:
+                _write_batch(conn, sources, {**params, "row_offsets": row_offsets})
+                for path, entity, sha, error in rejected:
+                    conn.execute(
+                        "insert into audit.ingestion_reconciliation values ($path, $entity, "
+                        "$sha, 'rejected', $error, 0, 0, 0, 0, $batch_id, $ingested_at)",
+                        {**params, "path": str(path), "entity": entity, "sha": sha, "error": error},
+                    )
+                    report.files_rejected.append((str(path), error))
+                conn.execute("commit")
+            except BaseException:
+                conn.execute("rollback")
+                raise
+    finally:
+        _drop_scratch(conn)
+
+    report.files_ingested = sum(len(source.files) for source in sources)
     totals = conn.execute(
         """
         select coalesce(sum(rows_landed), 0), coalesce(sum(rows_accepted), 0),

@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from orchestration.ingestion import connect, ingest
+from orchestration.settings import SettingsError
 from tests.conftest import event, write_events, write_rows
 
 INGESTED_AT = datetime(2026, 3, 2, 12, 0, 0)
@@ -262,3 +264,133 @@ def test_quarantined_rows_of_tabular_files_keep_their_raw_row(tmp_path, landing,
     assert row == 2
     assert '"category":"toys"' in raw and '"occurred_at":"soon"' in raw
     assert conn.execute("select count(*) from raw.events").fetchone()[0] == 2
+
+
+def _corrupt_data_pages(path: Path) -> None:
+    """Overwrites a Parquet file's column data but keeps its footer: its schema reads,
+    its rows do not."""
+    data = bytearray(path.read_bytes())
+    footer_length = int.from_bytes(data[-8:-4], "little")
+    for index in range(4, len(data) - 8 - footer_length):
+        data[index] = 0xAB
+    path.write_bytes(bytes(data))
+
+
+def test_corrupt_parquet_file_read_with_others_is_rejected_alone(tmp_path, landing):
+    for day in (1, 2, 3):
+        write_events(
+            landing,
+            f"day{day}.parquet",
+            [event(f"p{day}", "page_view", "2026-03-01T00:00:00Z", **GOOD)],
+        )
+    _corrupt_data_pages(landing / "events" / "day2.parquet")
+    conn, report = ingest_into(tmp_path, landing)
+    assert [Path(p).name for p, _ in report.files_rejected] == ["day2.parquet"]
+    assert conn.execute("select event_id from raw.events order by 1").fetchall() == [
+        ("p1",),
+        ("p3",),
+    ]
+    assert_reconciled(conn)
+
+
+def test_duplicate_in_a_later_parquet_file_loses_to_the_earlier_file(tmp_path, landing):
+    write_events(
+        landing, "1.parquet", [event("e1", "page_view", "2026-03-01T00:00:00Z", user_id="first")]
+    )
+    write_events(
+        landing,
+        "2.parquet",
+        [
+            event("e2", "page_view", "2026-03-01T00:00:00Z", **GOOD),
+            event("e1", "page_view", "2026-03-01T00:00:00Z", user_id="second"),
+        ],
+    )
+    conn, report = ingest_into(tmp_path, landing)
+    assert conn.execute("select event_id, user_id from raw.events order by 1").fetchall() == [
+        ("e1", "first"),
+        ("e2", "u1"),
+    ]
+    assert (report.rows_accepted, report.rows_duplicate) == (2, 1)
+
+
+def test_typed_parquet_values_are_ingested_as_their_text_would_be(tmp_path, landing):
+    # The same rows as typed Parquet and as text (CSV): timestamps with and without a time
+    # zone and with nanoseconds (truncated), doubles, integers, NaN and negative amounts.
+    typed = """
+        select id as event_id, 'purchase' as event_type, cast(instant as {type}) as occurred_at,
+            'u1' as user_id, price, quantity
+        from (values
+            ('t1', '2026-03-01 10:00:00.123456{nanos}', 0.1, 3),
+            ('t2', '1999-12-31 23:59:59', 1e300, 9007199254740993),
+            ('t3', '2026-03-01 10:00:00', 'nan'::double, 1),
+            ('t4', '2026-03-01 10:00:00+02', -0.5, 1),
+            ('t5', '2026-03-01 10:00:00', -0.0, -2)
+        ) as v(id, instant, price, quantity)
+    """
+    variants = {
+        "plain": typed.format(type="timestamp", nanos=""),
+        "zoned": typed.format(type="timestamptz", nanos=""),
+        "nanos": typed.format(type="timestamp_ns", nanos="789"),
+    }
+    scratch = duckdb.connect()
+    scratch.execute("set TimeZone = 'UTC'")
+    for name, query in variants.items():
+        for suffix in ("parquet", "csv"):
+            target = landing / "events" / f"{name}.{suffix}"
+            ids = f"replace(event_id, 't', '{name[0]}{suffix[0]}')"
+            scratch.execute(
+                f"copy (select * replace ({ids} as event_id) from ({query})) to '{target}'"
+            )
+    scratch.close()
+    conn, _ = ingest_into(tmp_path, landing)
+    stored = conn.execute(
+        "select regexp_extract(_source_file, '[^/]+$'), _source_row, occurred_at, price, quantity "
+        "from raw.events"
+    ).fetchall()
+    quarantined = conn.execute(
+        "select regexp_extract(source_file, '[^/]+$'), source_row, reason "
+        "from audit.quarantined_events"
+    ).fetchall()
+    for name in variants:
+        as_text = {row[1:] for row in stored if row[0] == f"{name}.csv"}
+        assert {row[1:] for row in stored if row[0] == f"{name}.parquet"} == as_text
+        assert len(as_text) == 2
+        reasons_as_text = {row[1:] for row in quarantined if row[0] == f"{name}.csv"}
+        assert {row[1:] for row in quarantined if row[0] == f"{name}.parquet"} == reasons_as_text
+        assert reasons_as_text == {
+            (3, "invalid_number"),
+            (4, "negative_amount"),
+            (5, "negative_amount"),
+        }
+
+
+def test_accepted_rows_are_stored_in_file_and_row_order(tmp_path, landing):
+    for day in (1, 2):
+        write_events(
+            landing,
+            f"day{day}.parquet",
+            [
+                event(f"d{day}-{row}", "page_view", "2026-03-01T00:00:00Z", **GOOD)
+                for row in range(3000)
+            ]
+            + [event("d1-0", "page_view", "2026-03-01T00:00:00Z", **GOOD)],
+        )
+    conn, _ = ingest_into(tmp_path, landing)
+    stored = conn.execute(
+        "select regexp_extract(_source_file, '[^/]+$'), _source_row from raw.events order by rowid"
+    ).fetchall()
+    assert len(stored) == 6000 and stored == sorted(stored)
+
+
+def test_connection_takes_its_memory_limit_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGMENTS_DUCKDB_MEMORY_LIMIT", "1GB")
+    conn = connect(tmp_path / "warehouse.duckdb")
+    assert conn.execute(
+        "select current_setting('memory_limit'), current_setting('temp_directory')"
+    ).fetchone() == ("953.6 MiB", str(tmp_path / "warehouse.duckdb.tmp"))
+
+
+def test_memory_limit_that_is_not_a_size_is_a_settings_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGMENTS_DUCKDB_MEMORY_LIMIT", "plenty")
+    with pytest.raises(SettingsError, match="SEGMENTS_DUCKDB_MEMORY_LIMIT"):
+        connect(tmp_path / "warehouse.duckdb")
