@@ -10,3 +10,11 @@
     where anonymous_id is not null
         and user_id in (select user_id from {{ source('raw', 'erasure_requests') }})
 {%- endmacro %}
+
+{#- True for an event row (columns user_id, anonymous_id) that carries no erased identity;
+    `erased_identities` is a relation or CTE with the column identity. -#}
+{% macro carries_no_erased_identity(erased_identities) -%}
+    (user_id is null or user_id not in (select identity from {{ erased_identities }}))
+        and (anonymous_id is null
+            or anonymous_id not in (select identity from {{ erased_identities }}))
+{%- endmacro %}

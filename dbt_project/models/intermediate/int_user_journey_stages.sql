@@ -7,23 +7,43 @@ with
 
 events as (
 
-    select events.user_id, events.event_type, events.occurred_at, event_types.funnel_stage
+    select events.user_id, events.event_type, event_types.funnel_stage
     from {{ ref('int_events_stitched') }} as events
     left join {{ ref('event_types') }} as event_types
         on events.event_type = event_types.event_type
 
 ),
 
-per_user as (
+purchase_days as (
+
+    -- Counted over the purchases alone, not as a distinct count over every event.
+    select user_id, count(distinct cast(occurred_at as date)) as purchase_days
+    from {{ ref('int_events_stitched') }}
+    where event_type = 'purchase'
+    group by user_id
+
+),
+
+stages_reached as (
 
     select
         user_id,
-        count(distinct case when event_type = 'purchase'
-            then cast(occurred_at as date) end) as purchase_days,
         max(case when funnel_stage = 'decision' then 1 else 0 end) as reached_decision,
         max(case when funnel_stage = 'consideration' then 1 else 0 end) as reached_consideration
     from events
     group by user_id
+
+),
+
+per_user as (
+
+    select
+        stages_reached.user_id,
+        coalesce(purchase_days.purchase_days, 0) as purchase_days,
+        stages_reached.reached_decision,
+        stages_reached.reached_consideration
+    from stages_reached
+    left join purchase_days on stages_reached.user_id = purchase_days.user_id
 
 ),
 

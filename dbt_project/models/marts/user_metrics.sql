@@ -3,13 +3,10 @@
 {%- set week_days = var('segments__week_window_days') -%}
 {%- set month_days = var('segments__month_window_days') -%}
 
+{#- Each CTE reads int_events_stitched itself, for only the columns and rows it needs: an
+    import CTE read by several would be materialized whole (every event) first. -#}
+
 with
-
-events as (
-
-    select * from {{ ref('int_events_stitched') }}
-
-),
 
 cart_abandonments as (
 
@@ -19,12 +16,16 @@ cart_abandonments as (
 
 sessionless_events as (
 
+    -- Only the events that can decide a session of the last 24 hours: those in the window
+    -- and any within one session gap before it (an earlier event is more than a gap away
+    -- from every event in the window, which therefore starts a session either way).
     select
         user_id,
         occurred_at,
         lag(occurred_at) over (partition by user_id order by occurred_at) as previous_at
-    from events
+    from {{ ref('int_events_stitched') }}
     where session_id is null
+        and occurred_at > {{ dbt.dateadd('minute', -1 * (short_hours * 60 + gap_minutes), as_of()) }}
 
 ),
 
@@ -52,7 +53,7 @@ derived_sessions as (
 recent_session_keys as (
 
     select user_id, {{ dbt.concat(["'id:'", "session_id"]) }} as session_key
-    from events
+    from {{ ref('int_events_stitched') }}
     where session_id is not null and {{ in_window('occurred_at', short_hours, 'hour') }}
 
     union all
@@ -67,6 +68,19 @@ recent_sessions as (
 
     select user_id, count(distinct session_key) as sessions_24h
     from recent_session_keys
+    group by user_id
+
+),
+
+recent_purchases as (
+
+    select
+        user_id,
+        count(distinct order_key) as purchases_30d,
+        sum(purchase_amount) as revenue_30d
+    from {{ ref('int_events_stitched') }}
+    where event_type = 'purchase'
+        and {{ in_window('occurred_at', month_days, 'day') }}
     group by user_id
 
 ),
@@ -94,14 +108,8 @@ event_metrics as (
         ) as {{ dbt.type_bigint() }}) as product_views_7d,
         cast(sum(case when event_type = 'add_to_cart'
             and {{ in_window('occurred_at', week_days, 'day') }} then 1 else 0 end
-        ) as {{ dbt.type_bigint() }}) as add_to_cart_7d,
-        count(distinct case when event_type = 'purchase'
-            and {{ in_window('occurred_at', month_days, 'day') }} then order_key end
-        ) as purchases_30d,
-        coalesce(sum(case when event_type = 'purchase'
-            and {{ in_window('occurred_at', month_days, 'day') }} then purchase_amount end), 0
-        ) as revenue_30d
-    from events
+        ) as {{ dbt.type_bigint() }}) as add_to_cart_7d
+    from {{ ref('int_events_stitched') }}
     group by user_id
 
 ),
@@ -118,10 +126,11 @@ final as (
         event_metrics.product_views_7d,
         event_metrics.add_to_cart_7d,
         coalesce(recent_abandonments.cart_abandonments_7d, 0) as cart_abandonments_7d,
-        event_metrics.purchases_30d,
-        event_metrics.revenue_30d,
+        coalesce(recent_purchases.purchases_30d, 0) as purchases_30d,
+        coalesce(recent_purchases.revenue_30d, 0) as revenue_30d,
         coalesce(recent_sessions.sessions_24h, 0) as sessions_24h
     from event_metrics
+    left join recent_purchases on event_metrics.user_id = recent_purchases.user_id
     left join recent_abandonments on event_metrics.user_id = recent_abandonments.user_id
     left join recent_sessions on event_metrics.user_id = recent_sessions.user_id
 

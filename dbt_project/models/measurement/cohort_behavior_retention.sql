@@ -4,14 +4,25 @@
     none has) or 'first_category' (category of their first product view, 'none' when
     they viewed none). For each period (months since the cohort month) up to as_of's
     month: active_users (any event) and purchasing_users (a purchase), the purchase view
-    of retention. -#}
+    of retention. Each CTE reads int_events_stitched itself: an import CTE read by
+    several would be materialized whole (every event) first. -#}
 
 with
 
-events as (
+user_months as (
 
-    select user_id, occurred_at, event_type, category, utm_source
+    -- One pass over the events: per user and month of activity, whether they bought, and
+    -- when their first event with a utm_source and their first categorised product view
+    -- of the month happened.
+    select
+        user_id,
+        cast({{ dbt.date_trunc('month', 'occurred_at') }} as date) as activity_month,
+        max(case when event_type = 'purchase' then 1 else 0 end) as purchased,
+        min(case when utm_source is not null then occurred_at end) as first_utm_source_at,
+        min(case when event_type = 'product_view' and category is not null
+            then occurred_at end) as first_category_view_at
     from {{ ref('int_events_stitched') }}
+    group by 1, 2
 
 ),
 
@@ -19,39 +30,37 @@ firsts as (
 
     select
         user_id,
-        cast({{ dbt.date_trunc('month', 'min(occurred_at)') }} as date) as cohort_month
-    from events
+        min(activity_month) as cohort_month,
+        min(first_utm_source_at) as first_utm_source_at,
+        min(first_category_view_at) as first_category_view_at
+    from user_months
     group by user_id
 
 ),
 
 first_sources as (
 
-    select user_id, utm_source
-    from (
-        select
-            user_id,
-            utm_source,
-            row_number() over (partition by user_id order by occurred_at, utm_source) as rank
-        from events
-        where utm_source is not null
-    ) as ranked
-    where rank = 1
+    -- The utm_source of the user's first event that has one (the least of a tie).
+    select events.user_id, min(events.utm_source) as utm_source
+    from {{ ref('int_events_stitched') }} as events
+    inner join firsts
+        on events.user_id = firsts.user_id
+        and events.occurred_at = firsts.first_utm_source_at
+    where events.utm_source is not null
+    group by events.user_id
 
 ),
 
 first_categories as (
 
-    select user_id, category
-    from (
-        select
-            user_id,
-            category,
-            row_number() over (partition by user_id order by occurred_at, category) as rank
-        from events
-        where event_type = 'product_view' and category is not null
-    ) as ranked
-    where rank = 1
+    -- The category of the user's first product view that has one (the least of a tie).
+    select events.user_id, min(events.category) as category
+    from {{ ref('int_events_stitched') }} as events
+    inner join firsts
+        on events.user_id = firsts.user_id
+        and events.occurred_at = firsts.first_category_view_at
+    where events.event_type = 'product_view' and events.category is not null
+    group by events.user_id
 
 ),
 
@@ -85,17 +94,6 @@ cohort_sizes as (
 periods as (
 
     {{ cohort_periods('cohort_sizes') }}
-
-),
-
-user_months as (
-
-    select
-        user_id,
-        cast({{ dbt.date_trunc('month', 'occurred_at') }} as date) as activity_month,
-        max(case when event_type = 'purchase' then 1 else 0 end) as purchased
-    from events
-    group by 1, 2
 
 ),
 

@@ -45,9 +45,7 @@ final as (
     -- Erasure removes every event carrying an erased user's id or an anonymous_id seen
     -- with it.
     select * from renamed
-    where (user_id is null or user_id not in (select identity from erased_identities))
-        and (anonymous_id is null
-            or anonymous_id not in (select identity from erased_identities))
+    where {{ carries_no_erased_identity('erased_identities') }}
 
 )
 
