@@ -152,6 +152,24 @@ def test_crash_between_files_leaves_no_partial_export_and_latest_unchanged(wareh
     assert (exports / "latest.json").read_bytes() == latest_before
 
 
+def test_written_file_with_a_pair_outside_the_memberships_is_not_published(warehouse, tmp_path):
+    exports = tmp_path / "exports"
+    set_members(warehouse, [("lost_carts", "u1", T1)])
+    export(warehouse, exports, T1)
+    latest_before = (exports / "latest.json").read_bytes()
+
+    def swap_the_member(path: Path, data: bytes) -> None:
+        if path.name == "lost_carts.csv":  # same row count, another user
+            data = data.replace(b"\nu2,", b"\nu9,")
+        path.write_bytes(data)
+
+    set_members(warehouse, [("lost_carts", "u2", T2)])
+    with pytest.raises(ExportError, match="export_files suite"):
+        export(warehouse, exports, T2, write_file=swap_the_member)
+    assert sorted(p.name for p in exports.iterdir()) == ["20260301T0000Z", "latest.json"]
+    assert (exports / "latest.json").read_bytes() == latest_before
+
+
 def test_formula_cells_are_escaped_and_deltas_still_match(warehouse, tmp_path):
     exports = tmp_path / "exports"
     set_members(warehouse, [("lost_carts", "=HYPERLINK(1)", T1), ("lost_carts", "-5", T1)])
