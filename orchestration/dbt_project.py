@@ -25,6 +25,16 @@ def dbt_executable() -> str:
     return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
 
 
+class SegmentsDbtCli(DbtCliResource):
+    """dagster-dbt's resource without the dbt adapter it opens inside this process before
+    every command. That handle serves only row-count and column metadata, which this
+    project does not fetch, and building it costs seconds per run (dbt's imports and
+    macros, once per invocation)."""
+
+    def _initialize_dbt_core_adapter(self, args):
+        return None
+
+
 def ensure_manifest(project: DbtProject = dbt_project) -> Path:
     """Parses the project when its manifest is missing or older than any model, macro or
     YAML file, so a segment an analyst just added is part of the next run."""
@@ -32,7 +42,7 @@ def ensure_manifest(project: DbtProject = dbt_project) -> Path:
     if not manifest.exists() or manifest.stat().st_mtime < newest_source_mtime(
         Path(project.project_dir)
     ):
-        dbt = DbtCliResource(project_dir=project, dbt_executable=dbt_executable())
+        dbt = SegmentsDbtCli(project_dir=project, dbt_executable=dbt_executable())
         dbt.cli(["parse", "--quiet"], target_path=project.target_path).wait()
     return manifest
 
@@ -68,9 +78,13 @@ def segment_specs(manifest: dict) -> list[SegmentSpec]:
     )
 
 
+AS_OF_VAR = "segments__as_of"
+
+
 def dbt_vars(settings: Settings) -> dict[str, object]:
-    """The vars of one run: as_of always, plus any override of the project's defaults."""
-    return {**settings.dbt_vars, "segments__as_of": settings.as_of_text}
+    """The overrides of the project's vars. as_of is not one of them: it travels in the
+    environment (dbt_environment), and a var of that name would contradict it."""
+    return {key: value for key, value in settings.dbt_vars.items() if key != AS_OF_VAR}
 
 
 def dbt_build_args(
@@ -90,5 +104,6 @@ def dbt_build_args(
 
 
 def dbt_environment(settings: Settings) -> dict[str, str]:
-    """What profiles.yml reads from the environment."""
-    return {"SEGMENTS_WAREHOUSE": str(settings.warehouse)}
+    """What profiles.yml and the as_of macro read from the environment. as_of is not a var
+    because dbt reparses the whole project whenever its vars change (seconds per run)."""
+    return {"SEGMENTS_WAREHOUSE": str(settings.warehouse), "SEGMENTS_AS_OF": settings.as_of_text}

@@ -7,9 +7,8 @@ from datetime import UTC
 from pathlib import Path
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
-from orchestration.dbt_project import dbt_executable, dbt_project
+from orchestration.dbt_project import SegmentsDbtCli, dbt_executable, dbt_project
 from orchestration.settings import Settings, parse_as_of
 
 
@@ -72,5 +71,5 @@ def run_settings(context, settings: PipelineSettings) -> Settings:
 def build_resources(settings: Settings) -> dict[str, object]:
     return {
         "settings": PipelineSettings.from_settings(settings),
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+        "dbt": SegmentsDbtCli(project_dir=dbt_project, dbt_executable=dbt_executable()),
     }

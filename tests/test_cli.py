@@ -10,20 +10,21 @@ from datetime import datetime
 import pytest
 
 from orchestration.cli import main
-from orchestration.dbt_project import dbt_build_args
+from orchestration.dbt_project import dbt_build_args, dbt_environment
 from orchestration.pipeline import PipelineError, run_pipeline
 from orchestration.settings import Settings, SettingsError, parse_as_of
 from tests.conftest import event, write_events
 
 
-def test_build_args_pass_as_of_and_overrides_as_vars():
-    settings = Settings(as_of=datetime(2026, 3, 1, 12), dbt_vars={"segments__x": 4})
+def test_build_args_pass_overrides_as_vars_and_as_of_in_the_environment():
+    settings = Settings(
+        as_of=datetime(2026, 3, 1, 12),
+        dbt_vars={"segments__x": 4, "segments__as_of": "2020-01-01"},
+    )
     args = dbt_build_args(settings)
     assert args[:2] == ["build", "--vars"]
-    assert json.loads(args[2]) == {
-        "segments__as_of": "2026-03-01 12:00:00.000000",
-        "segments__x": 4,
-    }
+    assert json.loads(args[2]) == {"segments__x": 4}
+    assert dbt_environment(settings)["SEGMENTS_AS_OF"] == "2026-03-01 12:00:00.000000"
     assert "--full-refresh" not in args
 
 

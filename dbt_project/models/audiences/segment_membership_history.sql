@@ -16,7 +16,7 @@
 {%- set history_is_ahead = false -%}
 {%- if execute and is_incremental() -%}
     {%- set latest = run_query("select cast(max(valid_from) as varchar) from " ~ this).columns[0].values()[0] -%}
-    {%- set requested = var('segments__as_of', '') | string | trim -%}
+    {%- set requested = as_of_text() -%}
     {%- if latest and requested and requested < latest -%}
         {%- set history_is_ahead = true -%}
         {{ log("segment_membership_history is recorded up to " ~ latest ~ "; as_of " ~ requested ~ " is earlier, so it is left as it is", info=true) }}
