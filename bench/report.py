@@ -134,7 +134,7 @@ def render_markdown(results: dict) -> str:
         "# Benchmarks",
         "",
         "Written by `make bench` (`python -m bench`) from `bench/results.json`; do not edit "
-        "by hand, edit `bench/analysis.md` or rerun.",
+        "by hand: edit `bench/analysis.md` and render it with `python -m bench.report`, or rerun.",
         "",
         f"Machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, "
         f"{machine.get('memory_gb', '?')} GB RAM; {machine.get('os', '?')}; "
@@ -157,3 +157,14 @@ def render_markdown(results: dict) -> str:
     if ANALYSIS.exists():
         lines += [ANALYSIS.read_text().strip(), ""]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    # `python -m bench.report`: renders docs/benchmarks.md again from the stored results,
+    # after an edit of bench/analysis.md, without measuring anything.
+    import json
+
+    from bench.run import DOC, RESULTS
+
+    DOC.write_text(render_markdown(json.loads(RESULTS.read_text())))
+    print(f"wrote {DOC}")
