@@ -394,11 +394,48 @@ def _utc(instant: str) -> str:
     )
 
 
+# ISO 8601 forms that DuckDB's cast does not read, tried only where the cast fails: the
+# basic format (20260105T100000Z, 20260105T1000+0100), a comma before the fraction,
+# lowercase t and z, hour-only times, ordinal dates (2026-005). strptime reads fields of
+# any width ("2026-05" would become 5 January), so a value must first have one of these
+# shapes exactly. Week dates (2026-W02-1) stay unparseable.
+_OFFSET = r"([+-]\d{2}(:?\d{2})?)?"
+_ISO_SHAPES = "|".join(
+    (
+        rf"\d{{8}}(T\d{{2}}(\d{{2}}(\d{{2}}(\.\d+)?)?)?{_OFFSET})?",
+        rf"\d{{4}}-\d{{2}}-\d{{2}}T\d{{2}}{_OFFSET}",
+        rf"\d{{4}}-\d{{3}}(T\d{{2}}:\d{{2}}(:\d{{2}}(\.\d+)?)?{_OFFSET})?",
+    )
+)
+_ISO_FORMATS = (
+    "%Y%m%dT%H%M%S.%f%z", "%Y%m%dT%H%M%S%z", "%Y%m%dT%H%M%z", "%Y%m%dT%H%z",
+    "%Y%m%dT%H%M%S.%f", "%Y%m%dT%H%M%S", "%Y%m%dT%H%M", "%Y%m%dT%H", "%Y%m%d",
+    "%Y-%m-%dT%H%z", "%Y-%m-%dT%H",
+    "%Y-%jT%H:%M:%S.%f%z", "%Y-%jT%H:%M:%S%z", "%Y-%jT%H:%M%z", "%Y-%jT%H:%M:%S.%f",
+    "%Y-%jT%H:%M:%S", "%Y-%jT%H:%M", "%Y-%j",
+)  # fmt: skip
+
+
+def _instant(text: str) -> str:
+    """The timestamptz a landed value stands for, or null. CASE, not COALESCE: DuckDB
+    evaluates a CASE branch only for the rows that reach it, so well-formed values pay
+    for one cast."""
+    direct = f"try_cast({text} as timestamptz)"
+    normal = f"regexp_replace(replace(upper(cast({text} as varchar)), ',', '.'), 'Z$', '+00:00')"
+    formats = "[" + ", ".join(f"'{form}'" for form in _ISO_FORMATS) + "]"
+    return (
+        f"case when {direct} is not null then {direct} "
+        f"when regexp_full_match({normal}, '{_ISO_SHAPES}') "
+        f"then try_strptime({normal}, {formats}) "
+        f"else try_cast({normal} as timestamptz) end"
+    )
+
+
 _CLASSIFY_SQL = {
     "events": f"""
         parsed as (
             select *,
-                try_cast(occurred_at as timestamptz) as occurred_at_instant,
+                {_instant("occurred_at")} as occurred_at_instant,
                 try_cast(price as double) as price_value,
                 try_cast(revenue as double) as revenue_value,
                 try_cast(quantity as double) as quantity_value,
@@ -433,7 +470,7 @@ _CLASSIFY_SQL = {
     """,
     "customers": f"""
         parsed as (
-            select *, try_cast(signed_up_at as timestamptz) as signed_up_at_instant
+            select *, {_instant("signed_up_at")} as signed_up_at_instant
             from landed
         ),
         timed as (select *, {_utc("signed_up_at_instant")} as signed_up_at_utc from parsed)
@@ -448,7 +485,7 @@ _CLASSIFY_SQL = {
     """,
     "erasure_requests": f"""
         parsed as (
-            select *, try_cast(requested_at as timestamptz) as requested_at_instant
+            select *, {_instant("requested_at")} as requested_at_instant
             from landed
         ),
         timed as (select *, {_utc("requested_at_instant")} as requested_at_utc from parsed)

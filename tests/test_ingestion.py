@@ -72,6 +72,45 @@ def test_bad_row_is_quarantined_with_its_reason(tmp_path, landing, row, reason):
     assert_reconciled(conn)
 
 
+# Every ISO 8601 form below names 2026-03-01 10:00:00 UTC, or a fraction of a second after.
+@pytest.mark.parametrize(
+    ("text", "instant"),
+    [
+        ("2026-03-01T10:00:00Z", datetime(2026, 3, 1, 10)),
+        ("2026-03-01 10:00:00", datetime(2026, 3, 1, 10)),
+        ("2026-03-01T12:30:00+02:30", datetime(2026, 3, 1, 10)),
+        ("2026-03-01T05:00:00-0500", datetime(2026, 3, 1, 10)),
+        ("2026-03-01T11:00:00+01", datetime(2026, 3, 1, 10)),
+        ("2026-03-01t10:00:00z", datetime(2026, 3, 1, 10)),
+        ("2026-03-01T10:00:00,25Z", datetime(2026, 3, 1, 10, 0, 0, 250000)),
+        ("2026-03-01T10Z", datetime(2026, 3, 1, 10)),
+        ("20260301T100000Z", datetime(2026, 3, 1, 10)),
+        ("20260301T110000+0100", datetime(2026, 3, 1, 10)),
+        ("20260301T1000Z", datetime(2026, 3, 1, 10)),
+        ("20260301T100000.5Z", datetime(2026, 3, 1, 10, 0, 0, 500000)),
+        ("2026-060T10:00:00Z", datetime(2026, 3, 1, 10)),
+    ],
+)
+def test_iso_8601_forms_are_read_as_their_instant(tmp_path, landing, text, instant):
+    write_events(landing, "a.csv", [event("e", "page_view", text, **GOOD)])
+    conn, report = ingest_into(tmp_path, landing)
+    assert conn.execute("select occurred_at from raw.events").fetchall() == [(instant,)]
+    assert report.rows_accepted == 1
+
+
+# Forms that are not supported, some of which strptime alone would misread (it takes
+# fields of any width: "2026-03" would be 3 January): each is quarantined, never given a
+# wrong instant.
+@pytest.mark.parametrize(
+    "text", ["2026-03", "2026-03T10:00:00Z", "2026060", "20260301T1", "2026-W09-7T10:00:00Z"]
+)
+def test_ambiguous_or_unsupported_timestamps_are_quarantined(tmp_path, landing, text):
+    write_events(landing, "a.csv", [event("e", "page_view", text, **GOOD)])
+    conn, _ = ingest_into(tmp_path, landing)
+    assert reasons(conn) == {"e": "unparseable_timestamp"}
+    assert_reconciled(conn)
+
+
 def test_event_exactly_one_day_after_ingestion_is_not_future(tmp_path, landing):
     write_events(landing, "a.csv", [event("e", "page_view", "2026-03-03T12:00:00Z", **GOOD)])
     conn, _ = ingest_into(tmp_path, landing)
