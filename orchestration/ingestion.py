@@ -67,6 +67,9 @@ ENTITIES = tuple(ENTITY_COLUMNS)
 FORMATS = ("csv", "parquet", "jsonl")
 # A JSON Lines file is read as one text column per line; this separator never occurs in text.
 _LINE_SEPARATOR = "chr(30)"
+# The longest line a CSV or JSON Lines file may have (DuckDB's default is 2 MB): a row
+# with a large properties object is still a row. A longer line rejects its file.
+MAX_LINE_BYTES = 64 * 1024 * 1024
 # DuckDB evaluates both sides of AND, and json_type fails on invalid JSON: guard it in a CASE.
 _IS_JSON_OBJECT = "coalesce(case when json_valid(line) then json_type(line) = 'OBJECT' end, false)"
 
@@ -207,6 +210,26 @@ def _first_line(error: BaseException) -> str:
     return text[0] if text else type(error).__name__
 
 
+def _file_error(error: BaseException) -> str:
+    """Why a file was rejected, in one line. DuckDB's CSV errors say where on their first
+    line and why further down ("... This file is not utf-8 encoded."); the line between
+    them quotes the row, which may hold personal data, and is left out."""
+    lines = [line.strip() for line in str(error).strip().splitlines()]
+    head = lines[0] if lines else type(error).__name__
+    if head.startswith("Invalid Input Error: CSV Error"):
+        why = next(
+            (
+                line
+                for line in lines[1:]
+                if line and not line.startswith(("Original Line", "Possible Solution"))
+            ),
+            None,
+        )
+        if why and "=" not in why:
+            return f"{head}: {why}"
+    return head
+
+
 def _file_format(name: str) -> tuple[str | None, bool]:
     lowered = name.lower()
     gzipped = lowered.endswith(".gz")
@@ -233,6 +256,8 @@ def discover(landing_dir: Path) -> Iterator[LandedFile | tuple[Path, str, str]]:
     for entity in ENTITIES:
         folder = landing_dir / entity
         if not folder.is_dir():
+            if folder.exists():
+                yield (folder, entity, f"{entity} should be a folder of files, not a file")
             continue
         for path in sorted(p for p in folder.rglob("*") if not p.is_dir()):
             if any(part.startswith(".") for part in path.relative_to(folder).parts):
@@ -310,7 +335,8 @@ def _tabular_reader(file_format: str) -> tuple[str, str]:
     """For a CSV or Parquet file ($source): the reader and its 1-based row number."""
     if file_format == "csv":
         return (
-            "read_csv($source, all_varchar = true, header = true, hive_partitioning = false)",
+            "read_csv($source, all_varchar = true, header = true, hive_partitioning = false, "
+            f"max_line_size = {MAX_LINE_BYTES})",
             "row_number() over ()",
         )
     return (
@@ -363,7 +389,8 @@ def _source(entity: str, members: list[tuple[int, LandedFile, str]], described: 
     if file_format == "jsonl":
         reader = (
             f"read_csv($source, columns = {{'line': 'VARCHAR'}}, header = false, "
-            f"delim = {_LINE_SEPARATOR}, quote = '', escape = '', auto_detect = false)"
+            f"delim = {_LINE_SEPARATOR}, quote = '', escape = '', auto_detect = false, "
+            f"max_line_size = {MAX_LINE_BYTES})"
         )
         relation = (
             f"select {prefix}, source_row, line as raw_row, is_readable, "
@@ -388,10 +415,9 @@ def _source(entity: str, members: list[tuple[int, LandedFile, str]], described: 
 # timezone('UTC', t) does that through ICU, row by row; for a finite instant its epoch
 # microseconds read as a timestamp are the same value, several times faster.
 def _utc(instant: str) -> str:
-    return (
-        f"case when isfinite({instant}) then make_timestamp(epoch_us({instant})) "
-        f"else timezone('UTC', {instant}) end"
-    )
+    """Naive UTC, or null for 'infinity' and '-infinity', which DuckDB reads as
+    timestamps but name no instant."""
+    return f"case when isfinite({instant}) then make_timestamp(epoch_us({instant})) end"
 
 
 # ISO 8601 forms that DuckDB's cast does not read, tried only where the cast fails: the
@@ -889,8 +915,8 @@ def ingest(
         new_files.append((len(new_files) + 1, found))
 
     def reject(landed: LandedFile, error: BaseException) -> None:
-        rejected.append((landed.path, landed.entity, landed.sha256, _first_line(error)))
-        progress(f"rejected {landed.path.name}: {_first_line(error)}")
+        rejected.append((landed.path, landed.entity, landed.sha256, _file_error(error)))
+        progress(f"rejected {landed.path.name}: {_file_error(error)}")
 
     _create_scratch(conn)
     try:
