@@ -479,7 +479,8 @@ _CLASSIFY_SQL = {
                 when (price is not null and not coalesce(isfinite(price_value), false))
                   or (revenue is not null and not coalesce(isfinite(revenue_value), false))
                   or (quantity is not null and not coalesce(
-                        isfinite(quantity_value) and quantity_value = floor(quantity_value), false))
+                        isfinite(quantity_value) and quantity_value = floor(quantity_value)
+                        and try_cast(quantity_value as bigint) is not null, false))
                   or (duration_seconds is not null
                         and not coalesce(isfinite(duration_value), false))
                     then 'invalid_number'

@@ -53,6 +53,10 @@ def assert_reconciled(conn) -> None:
         (event("e", "purchase", "2026-03-01T00:00:00Z", quantity=-2, **GOOD), "negative_amount"),
         (event("e", "purchase", "2026-03-01T00:00:00Z", price="cheap", **GOOD), "invalid_number"),
         (
+            event("e", "purchase", "2026-03-01T00:00:00Z", quantity="9223372036854775808", **GOOD),
+            "invalid_number",
+        ),
+        (
             event("e", "page_view", "2026-03-01T00:00:00Z", properties="{oops", **GOOD),
             "malformed_properties",
         ),
