@@ -15,7 +15,7 @@ DEMO_SEED ?= 42
 DEMO_AS_OF ?= 2026-04-01T00:00:00Z
 DEMO_DAILY_FROM ?= 2026-03-28
 
-.PHONY: install browser run test bench screenshot lint docs dev clean
+.PHONY: install browser run test reliability bench screenshot lint docs dev clean
 
 # Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set, every run would
 # otherwise recompile Dagster, dbt and Great Expectations from source (half of a run's time).
@@ -30,6 +30,11 @@ run: install
 
 test: install
 	$(UV) run --frozen pytest
+
+# Fault injection: whole runs killed with SIGKILL at several points, then finished by the
+# next run (tests marked `reliability`; a few minutes).
+reliability: install
+	$(UV) run --frozen pytest -m reliability
 
 # The benchmark: the pipeline against plain SQL and pandas at 1M, 10M and 100M events;
 # landing zones are cached in bench/cache/. Writes bench/results.json and
