@@ -104,6 +104,7 @@ def test_dbt_failure_is_reported_with_dbt_s_own_message(tmp_path, landing):
     broken = Settings(
         landing_dir=landing,
         warehouse=tmp_path / "w.duckdb",
+        exports_dir=tmp_path / "exports",
         as_of=datetime(2026, 3, 2),
         dbt_vars={"segments__abandonment_window_hours": "not-a-number"},
     )
@@ -133,12 +134,15 @@ def test_run_prints_a_summary_and_exits_zero(tmp_path, capsys, landing):
             str(landing),
             "--warehouse",
             str(tmp_path / "w.duckdb"),
+            "--exports",
+            str(tmp_path / "exports"),
             "--as-of",
             "2026-03-01T00:00:00Z",
         ]
     )
     out = capsys.readouterr().out
     assert code == 0
+    assert (tmp_path / "exports" / "20260301T0000Z" / "manifest.json").exists()
     assert "1 accepted, 1 quarantined, 1 duplicates" in out
     assert "users: 1" in out and "abandoned carts: 1" in out
 
