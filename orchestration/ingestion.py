@@ -214,9 +214,9 @@ def _file_error(error: BaseException) -> str:
     """Why a file was rejected, in one line. DuckDB's CSV errors say where on their first
     line and why further down ("... This file is not utf-8 encoded."); the line between
     them quotes the row, which may hold personal data, and is left out."""
-    lines = [line.strip() for line in str(error).strip().splitlines()]
-    head = lines[0] if lines else type(error).__name__
+    head = _first_line(error)
     if head.startswith("Invalid Input Error: CSV Error"):
+        lines = [line.strip() for line in str(error).strip().splitlines()]
         why = next(
             (
                 line
@@ -916,8 +916,9 @@ def ingest(
         new_files.append((len(new_files) + 1, found))
 
     def reject(landed: LandedFile, error: BaseException) -> None:
-        rejected.append((landed.path, landed.entity, landed.sha256, _file_error(error)))
-        progress(f"rejected {landed.path.name}: {_file_error(error)}")
+        reason = _file_error(error)
+        rejected.append((landed.path, landed.entity, landed.sha256, reason))
+        progress(f"rejected {landed.path.name}: {reason}")
 
     _create_scratch(conn)
     try:

@@ -128,9 +128,9 @@ def assert_only_complete_exports_are_visible(base: Path) -> None:
         assert (root / json.loads(latest.read_text())["export_id"] / "manifest.json").exists()
 
 
-def kill_when(base: Path, landing: Path, seen: Callable[[str], bool], delay: float = 0) -> str:
+def kill_when(base: Path, landing: Path, seen: Callable[[str], bool], delay: float = 0) -> None:
     """Starts a run and kills its whole process tree with SIGKILL at the first output line
-    for which `seen` is true; returns that line."""
+    for which `seen` is true."""
     process = subprocess.Popen(
         run_command(base, landing),
         stdout=subprocess.PIPE,
@@ -143,7 +143,7 @@ def kill_when(base: Path, landing: Path, seen: Callable[[str], bool], delay: flo
             if seen(line):
                 time.sleep(delay)
                 os.killpg(process.pid, signal.SIGKILL)
-                return line
+                return
         pytest.fail("the run ended before the point where it was to be killed")
     finally:
         try:
@@ -151,7 +151,6 @@ def kill_when(base: Path, landing: Path, seen: Callable[[str], bool], delay: flo
         except ProcessLookupError:
             pass
         process.wait()
-    return ""
 
 
 KILL_POINTS = {
