@@ -68,6 +68,22 @@ def escape_cell(value: Any) -> Any:
     return value
 
 
+def unescape_cell(text: str) -> str:
+    """The text escape_cell was given, from a cell read back from a file."""
+    if text.startswith("'") and text[1:].startswith(_FORMULA_START):
+        return text[1:]
+    return text
+
+
+def _erased_identity_hashes(conn: duckdb.DuckDBPyConnection) -> set[str]:
+    return {
+        digest
+        for (digest,) in conn.execute(
+            "select identity_sha256 from audit.erased_identities"
+        ).fetchall()
+    }
+
+
 def _csv_bytes(header: list[str], rows: list[list[Any]]) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -134,6 +150,8 @@ def export_audiences(
         order by segment, user_id
         """
     ).fetchall()
+    # A removed file lists who left a segment; an erased person is not listed anywhere.
+    erased = _erased_identity_hashes(conn)
     by_segment: dict[str, list[tuple]] = {spec.name: [] for spec in segments}
     for row in rows:
         if row[0] not in by_segment:
@@ -158,7 +176,12 @@ def export_audiences(
             previous_ids = {row[0] for row in previous_rows}
             current_ids = {escape_cell(row[0]) for row in current}
             added = [row for row in current if escape_cell(row[0]) not in previous_ids]
-            removed = [row for row in previous_rows if row[0] not in current_ids]
+            removed = [
+                row
+                for row in previous_rows
+                if row[0] not in current_ids
+                and hashlib.sha256(unescape_cell(row[0]).encode()).hexdigest() not in erased
+            ]
             for suffix, body in (("", current), (".added", added), (".removed", removed)):
                 name = f"{spec.name}{suffix}.csv"
                 written[name] = _csv_bytes(header, body)

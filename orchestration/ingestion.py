@@ -8,7 +8,8 @@ New files (keyed by path and content hash) of one run form a batch, read in two 
    duplicates among candidates are found. An unreadable file is rejected here, alone.
 2. Write, in one transaction: the files are read again and their accepted rows go
    straight into the raw tables, typed and in file and row order, with the quarantine
-   and the reconciliation, so a run that dies leaves the warehouse as it was.
+   and the reconciliation; then the erasures the batch asks for or touches are applied
+   (orchestration/erasure.py). A run that dies leaves the warehouse as it was.
 
 Reading a file twice costs less than keeping copies of every row between the steps: as
 text staging tables, such copies took 8 GB for 10M events. Parquet files that share a
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import duckdb
 
+from orchestration.erasure import ErasureReport, apply_erasures
 from orchestration.settings import SettingsError
 
 ENTITY_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -119,6 +121,13 @@ create table if not exists audit.export_log (
     export_id varchar not null, segment varchar not null, user_id varchar not null,
     entered_at timestamp not null, exported_at timestamp not null
 );
+create table if not exists audit.erased_identities (
+    identity_sha256 varchar not null, erased_at timestamp not null
+);
+create table if not exists audit.erasure_log (
+    request_file varchar not null, request_row bigint not null, requested_at timestamp not null,
+    applied_at timestamp not null, _batch_id bigint not null
+);
 create table if not exists audit.ingestion_reconciliation (
     source_file varchar not null, entity varchar not null, file_sha256 varchar not null,
     status varchar not null, error varchar, rows_landed bigint not null,
@@ -153,6 +162,7 @@ class IngestionReport:
     rows_duplicate: int = 0
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
     accepted_by_entity: dict[str, int] = field(default_factory=dict)
+    erasure: ErasureReport = field(default_factory=ErasureReport)
 
 
 # DuckDB would take up to 80% of the machine's memory. Ingestion honours the setting the
@@ -948,6 +958,7 @@ def ingest(
                         {**params, "path": str(path), "entity": entity, "sha": sha, "error": error},
                     )
                     report.files_rejected.append((str(path), error))
+                report.erasure = apply_erasures(conn, batch_id, ingested_at)
                 conn.execute("commit")
             except BaseException:
                 conn.execute("rollback")
@@ -956,6 +967,13 @@ def ingest(
         _drop_scratch(conn)
 
     report.files_ingested = sum(len(source.files) for source in sources)
+    if report.erasure.identities:
+        progress(
+            f"erased {report.erasure.identities:,} identities "
+            f"({report.erasure.requests:,} new requests): "
+            f"{report.erasure.total_rows_removed:,} rows removed from "
+            f"{len(report.erasure.rows_removed)} tables"
+        )
     totals = conn.execute(
         """
         select coalesce(sum(rows_landed), 0), coalesce(sum(rows_accepted), 0),

@@ -26,6 +26,8 @@ class RunSummary:
     events_quarantined_this_run: int = 0
     events_duplicate_this_run: int = 0
     files_rejected_this_run: int = 0
+    erasure_requests_this_run: int = 0
+    rows_erased_this_run: int = 0
     mart_rows: dict[str, int] = field(default_factory=dict)
     export_folder: str = ""
     segments: dict[str, int] = field(default_factory=dict)
@@ -119,6 +121,9 @@ def summarize(settings: Settings, result: dg.ExecuteInProcessResult, elapsed: fl
     summary.events_quarantined_this_run = int(ingested.get("rows_quarantined", 0))
     summary.events_duplicate_this_run = int(ingested.get("rows_duplicate", 0))
     summary.files_rejected_this_run = int(ingested.get("files_rejected", 0))
+    erased = metadata.get(("raw", "erasure_requests"), {})
+    summary.erasure_requests_this_run = int(erased.get("rows_accepted_this_run", 0))
+    summary.rows_erased_this_run = int(erased.get("rows_erased", 0))
     summary.users = summary.mart_rows.get("user_metrics", 0)
     summary.abandoned_carts = summary.mart_rows.get("cart_abandonments", 0)
     reported = metadata.get(("reports", "audience_report"), {})
@@ -134,6 +139,8 @@ def format_summary(summary: RunSummary, settings: Settings) -> str:
         f"{summary.events_quarantined_this_run:,} quarantined, "
         f"{summary.events_duplicate_this_run:,} duplicates, "
         f"{summary.files_rejected_this_run:,} files rejected",
+        f"erasure requests this run: {summary.erasure_requests_this_run:,}, "
+        f"{summary.rows_erased_this_run:,} rows erased from the warehouse",
         f"users: {summary.users:,}   abandoned carts: {summary.abandoned_carts:,}",
         "marts: " + ", ".join(f"marts.{t} {n:,} rows" for t, n in summary.mart_rows.items()),
         f"warehouse: {settings.warehouse}",

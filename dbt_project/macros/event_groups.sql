@@ -71,18 +71,9 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Pre-hook of int_events_stitched on an incremental run: deletes held rows whose user is
-    now erased. Nothing on a full refresh. -#}
-{% macro delete_erased_stitched_events() -%}
-    {%- if is_incremental() -%}
-    delete from {{ this }}
-    where user_id in ({{ erased_identities_query() }})
-    {%- endif -%}
-{%- endmacro %}
-
 {#- Pre-hook of int_events_stitched on an incremental run: deletes every held row of a
     group whose events differ from int_events_enriched's at or before as_of (new, late,
-    rewritten by a backfill, erased, or past a moved as_of); the model inserts those groups
+    rewritten by a backfill, or past a moved as_of); the model inserts those groups
     again. Nothing on a full refresh. -#}
 {% macro delete_changed_event_groups() -%}
     {%- if is_incremental() -%}

@@ -71,4 +71,11 @@ def landing_files(context: dg.AssetExecutionContext, settings: PipelineSettings)
                 ),
                 elapsed_seconds=elapsed,
             )
+        if table == "erasure_requests":
+            # Counts only: which identities were erased is what must not be recorded.
+            metadata.update(
+                identities_erased=report.erasure.identities,
+                rows_erased=report.erasure.total_rows_removed,
+                rows_erased_by_table=dg.MetadataValue.json(report.erasure.rows_removed),
+            )
         yield dg.MaterializeResult(asset_key=["raw", table], metadata=metadata)

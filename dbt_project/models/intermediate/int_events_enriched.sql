@@ -5,9 +5,6 @@
         unique_key='event_id',
         on_schema_change='append_new_columns',
         tags=['event_level'],
-        post_hook=[
-            "delete from {{ this }} where user_id in ({{ erased_identities_query() }}) or anonymous_id in ({{ erased_identities_query() }})"
-        ],
     )
 }}
 
@@ -80,7 +77,7 @@ re_read_files as (
 
 changed_files as (
 
-    -- Files of which some event is not held yet (or no longer kept: erased since).
+    -- Files of which some event is not held yet.
     select re_read_files.ingestion_batch_id, re_read_files.source_file
     from re_read_files
     left join held_files

@@ -5,7 +5,6 @@
         on_schema_change='fail',
         pre_hook=[
             "{{ restitch_relinked_events() }}",
-            "{{ delete_erased_stitched_events() }}",
             "{{ delete_changed_event_groups() }}",
         ],
     )
@@ -14,7 +13,7 @@
 {#- Incremental, and exactly the table a full rebuild gives. The pre-hooks of an
     incremental run (macros/event_groups.sql) bring the held rows up to date: an anonymous
     event whose identity link changed (a later batch brought an earlier link, or as_of
-    moved) gets its new user_id; rows of erased users go; every group of events (one
+    moved) gets its new user_id; every group of events (one
     ingestion batch, one day of occurred_at) whose count or content differs from
     int_events_enriched's at or before as_of is deleted. The run then appends the groups
     it does not hold: new, late, or just deleted (an event belongs to one group, so it is
@@ -26,12 +25,6 @@ with
 identity_links as (
 
     select * from {{ ref('int_identity_links') }}
-
-),
-
-erased_identities as (
-
-    select identity from {{ ref('stg_raw__erased_identities') }}
 
 ),
 
@@ -115,13 +108,6 @@ stitched as (
     left join identity_links
         on events.anonymous_id = identity_links.anonymous_id
 
-),
-
-final as (
-
-    select * from stitched
-    where user_id not in (select identity from erased_identities)
-
 )
 
-select * from final
+select * from stitched

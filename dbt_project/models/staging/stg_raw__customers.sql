@@ -6,12 +6,6 @@ source as (
 
 ),
 
-erased_identities as (
-
-    select identity from {{ ref('stg_raw__erased_identities') }}
-
-),
-
 latest as (
 
     select
@@ -38,7 +32,6 @@ final as (
         _ingested_at as ingested_at
     from latest
     where version_rank = 1
-        and customer_id not in (select identity from erased_identities)
 
 )
 

@@ -1,7 +1,7 @@
 {{ config(materialized='ephemeral') }}
 
 {#- One row per landed file of events and ingestion batch: how many of its events
-    stg_raw__events keeps (erased users' events removed) and the sum of their event_ids'
+    raw.events holds and the sum of their event_ids'
     fingerprints. int_events_enriched compares it with what it holds to re-read only the
     files whose events it does not hold yet. Ephemeral, like stg_raw__events. -#}
 
@@ -10,12 +10,6 @@ with
 source as (
 
     select * from {{ source('raw', 'events') }}
-
-),
-
-erased_identities as (
-
-    select identity from {{ ref('stg_raw__erased_identities') }}
 
 ),
 
@@ -28,7 +22,6 @@ final as (
         count(*) as events,
         sum({{ fingerprint(['event_id']) }}) as fingerprint
     from source
-    where {{ carries_no_erased_identity('erased_identities') }}
     group by _batch_id, _source_file, _ingested_at
 
 )

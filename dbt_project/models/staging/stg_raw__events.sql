@@ -8,12 +8,6 @@ source as (
 
 ),
 
-erased_identities as (
-
-    select identity from {{ ref('stg_raw__erased_identities') }}
-
-),
-
 renamed as (
 
     select
@@ -38,15 +32,6 @@ renamed as (
 
     from source
 
-),
-
-final as (
-
-    -- Erasure removes every event carrying an erased user's id or an anonymous_id seen
-    -- with it.
-    select * from renamed
-    where {{ carries_no_erased_identity('erased_identities') }}
-
 )
 
-select * from final
+select * from renamed
