@@ -86,6 +86,19 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+# Columns whose values are a person's contact data (or its hash): a failed expectation on
+# one keeps its counts, never sample values, because results go to Dagster's metadata
+# and to report files that are read and shared more widely than the warehouse.
+PERSONAL_COLUMNS = frozenset({"email", "phone", "email_sha256", "channel_address"})
+WITHHELD = "withheld: personal data"
+
+
+def _sample(kwargs: dict[str, Any], details: dict[str, Any]) -> list[Any] | str:
+    if kwargs.get("column") in PERSONAL_COLUMNS:
+        return WITHHELD
+    return (details.get("partial_unexpected_list") or [])[:5]
+
+
 def validate(suite: Suite, frame: pd.DataFrame, parameters: dict[str, Any]) -> SuiteResult:
     """Runs one suite on a data frame with GX's ValidationDefinition."""
     gx = _gx()
@@ -125,7 +138,7 @@ def validate(suite: Suite, frame: pd.DataFrame, parameters: dict[str, Any]) -> S
                         k: v for k, v in item.expectation_config.kwargs.items() if k != "batch_id"
                     },
                     "unexpected_count": details.get("unexpected_count"),
-                    "sample": (details.get("partial_unexpected_list") or [])[:5],
+                    "sample": _sample(item.expectation_config.kwargs, details),
                     "observed_value": details.get("observed_value"),
                     "error": (item.exception_info or {}).get("exception_message")
                     if isinstance(item.exception_info, dict)
