@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from orchestration.settings import PROJECT_ROOT
@@ -194,3 +195,92 @@ def test_audience_suite_fails_on_each_kind_of_bad_row(column, value):
         {"known_segments": ["s"], "as_of": pd.Timestamp("2026-03-01")},
     )
     assert not result.success
+
+
+SEGMENT_YAML = (
+    "version: 2\nmodels:\n  - name: seg_everyone\n    config:\n      meta:\n"
+    "        segment:\n{settings}"
+)
+
+
+def add_segment(project: Path, settings: str) -> None:
+    (project / "models" / "segments" / "seg_everyone.sql").write_text(
+        "select user_id from {{ ref('user_metrics') }}\n"
+    )
+    (project / "models" / "segments" / "_everyone.yml").write_text(
+        SEGMENT_YAML.format(settings=settings)
+    )
+
+
+@pytest.mark.parametrize(
+    ("settings", "error"),
+    [
+        (
+            '          name: "x\' as segment, user_id from raw.events; drop table raw.events"\n',
+            "must be lowercase letters, digits and underscores",
+        ),
+        ("          name: ../../../tmp/escaped\n", "must be lowercase letters"),
+        (
+            '          channel: "email\' as channel, 1 as priority from raw.customers --"\n',
+            "channel must be email, sms or push",
+        ),
+        (
+            '          priority: "1 as priority, (select count(*) from raw.customers)"\n',
+            "priority must be a number",
+        ),
+        ('          holdout_share: "0) or (1 = 1"\n', "holdout_share must be a number"),
+        (
+            '          cooldown_days: "0; drop table audit.export_log"\n',
+            "cooldown_days must be a number",
+        ),
+    ],
+    ids=[
+        "sql_in_name",
+        "path_in_name",
+        "sql_in_channel",
+        "sql_in_priority",
+        "sql_in_holdout_share",
+        "sql_in_cooldown_days",
+    ],
+)
+def test_segment_settings_cannot_inject_sql_or_escape_the_export_folder(
+    tmp_path, monkeypatch, settings, error
+):
+    """The settings are spliced into the audience models' SQL; the segment catalog refuses
+    any that is not a plain name, a known channel or a number, before any SQL runs."""
+    from dbt.cli.main import dbtRunner
+
+    project = project_copy(tmp_path)
+    add_segment(project, settings)
+    monkeypatch.setenv("SEGMENTS_WAREHOUSE", str(tmp_path / "w.duckdb"))
+    result = dbtRunner().invoke(
+        [
+            "compile",
+            "--select",
+            "int_segment_members",
+            "--project-dir",
+            str(project),
+            "--profiles-dir",
+            str(project),
+            "--target-path",
+            str(tmp_path / "target"),
+            "--quiet",
+        ]
+    )
+    assert not result.success
+    assert error in str(result.exception) + str(result.result)
+
+
+def test_an_injected_segment_name_stops_the_run_before_any_export(tmp_path):
+    project = project_copy(tmp_path)
+    add_segment(project, '          name: "x\'; drop table raw.events; --"\n')
+    result = segments_run(tmp_path, project)
+    assert result.returncode == 1
+    assert "must be lowercase letters, digits and underscores" in result.stderr
+    assert not (tmp_path / "exports" / "latest.json").exists()
+    assert not list((tmp_path / "exports").glob("2*"))
+    conn = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    try:
+        assert conn.execute("select count(*) from raw.events").fetchone()[0] == 6
+    finally:
+        conn.close()
