@@ -32,9 +32,10 @@ test: install
 	$(UV) run --frozen pytest
 
 # Fault injection: whole runs killed with SIGKILL at several points, then finished by the
-# next run (tests marked `reliability`; a few minutes).
+# next run; a full disk and a read-only export folder (tests marked `reliability`; about
+# seven minutes). -rs prints why a test was skipped (no mount or chattr allowed).
 reliability: install
-	$(UV) run --frozen pytest -m reliability
+	$(UV) run --frozen pytest -m reliability -rs
 
 # The benchmark: the pipeline against plain SQL and pandas at 1M, 10M and 100M events;
 # landing zones are cached in bench/cache/. Writes bench/results.json and

@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 
 from orchestration.assets.dbt import SEGMENT_SPECS
-from orchestration.exports import stamp
+from orchestration.exports import stamp, unwritable
 from orchestration.ingestion import connect
 from orchestration.resources import PipelineSettings, run_settings
 from orchestration.settings import Settings
@@ -42,7 +42,10 @@ def _suite_check(suite: Suite) -> dg.AssetChecksDefinition:
             conn.close()
         known = [spec.name for spec in SEGMENT_SPECS]
         result = validate(suite, frame, standard_parameters(resolved.as_of, known))
-        report = write_report(validation_folder(resolved), result)
+        try:
+            report = write_report(validation_folder(resolved), result)
+        except OSError as error:
+            raise unwritable(validation_folder(resolved), error) from error
         return dg.AssetCheckResult(
             passed=result.success,
             severity=dg.AssetCheckSeverity.ERROR,

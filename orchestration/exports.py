@@ -40,6 +40,14 @@ class ExportError(RuntimeError):
     """The export could not be written; the previous export stays `latest`."""
 
 
+def unwritable(folder: Path, error: OSError) -> ExportError:
+    """A full disk or a read-only folder, in the file system's words."""
+    return ExportError(
+        f"could not write into {folder}: {error.strerror or error}; "
+        "the previous export stays latest"
+    )
+
+
 @dataclass(frozen=True)
 class SegmentSpec:
     name: str
@@ -158,6 +166,7 @@ def export_audiences(
             raise ExportError(f"audience_members has rows of unknown segment {row[0]!r}")
         by_segment[row[0]].append(row)
 
+    _remove_abandoned_folders(exports_dir)
     tmp = exports_dir / f".tmp-{export_id}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -244,6 +253,25 @@ def _segment_rows(
             for segment, user_id, sha, clear, entered in rows
         ]
     return header, body
+
+
+def _process_is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by someone else
+    return True
+
+
+def _remove_abandoned_folders(exports_dir: Path) -> None:
+    """Removes the hidden folders of exports whose process died before publishing them
+    (killed, or the machine went down); a live process's folder is left alone."""
+    for folder in exports_dir.glob(".tmp-*-*"):
+        pid = folder.name.rsplit("-", 1)[1]
+        if folder.is_dir() and pid.isdigit() and not _process_is_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _check_written_files(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +25,9 @@ SEGMENTS = str(Path(sys.executable).parent / "segments")
 AS_OF = "2026-01-15T00:00:00Z"
 
 
-def run_command(base: Path, landing: Path) -> list[str]:
+def run_command(
+    base: Path, landing: Path, as_of: str = AS_OF, exports: Path | None = None
+) -> list[str]:
     return [
         SEGMENTS,
         "run",
@@ -33,9 +36,9 @@ def run_command(base: Path, landing: Path) -> list[str]:
         "--warehouse",
         str(base / "warehouse.duckdb"),
         "--exports",
-        str(base / "exports"),
+        str(exports or base / "exports"),
         "--as-of",
-        AS_OF,
+        as_of,
         "--verbose",
     ]
 
@@ -170,14 +173,59 @@ KILL_POINTS = {
 def test_a_killed_run_is_finished_by_the_next_one(tmp_path, landing, uninterrupted, point):
     seen, delay = KILL_POINTS[point]
     kill_when(tmp_path, landing, seen, delay)
-    assert_only_complete_exports_are_visible(tmp_path)
+    assert_finished_by_the_next_run(tmp_path, landing, uninterrupted)
 
-    rerun = subprocess.run(run_command(tmp_path, landing), capture_output=True, text=True)
+
+# The `segments run` command in a process that kills itself with SIGKILL right after the
+# export has written its fifth file: strictly between two export files.
+KILLED_BETWEEN_EXPORT_FILES = """
+import os, signal, sys
+import orchestration.assets.exports as asset
+from orchestration.cli import main
+
+written = []
+export_audiences = asset.export_audiences
+
+def write_then_die(path, data):
+    path.write_bytes(data)
+    written.append(path.name)
+    if len(written) == 5:
+        print("killed after", written, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+asset.export_audiences = lambda *args, **kwargs: export_audiences(
+    *args, **kwargs, write_file=write_then_die
+)
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_run_killed_between_two_export_files_is_finished_by_the_next_one(
+    tmp_path, landing, uninterrupted
+):
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_BETWEEN_EXPORT_FILES, *run_command(tmp_path, landing)[1:]],
+        capture_output=True,
+        text=True,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert "killed after" in killed.stdout
+    # The five files were written, in the hidden folder only: no export is published.
+    hidden = [p for p in (tmp_path / "exports").iterdir() if p.name.startswith(".tmp-")]
+    assert len(hidden) == 1 and len(list(hidden[0].iterdir())) == 5
+    assert not (tmp_path / "exports" / "latest.json").exists()
+    assert_finished_by_the_next_run(tmp_path, landing, uninterrupted)
+
+
+def assert_finished_by_the_next_run(base: Path, landing: Path, uninterrupted: Path) -> None:
+    assert_only_complete_exports_are_visible(base)
+    rerun = subprocess.run(run_command(base, landing), capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
-    assert_only_complete_exports_are_visible(tmp_path)
-    assert ingested_files(tmp_path) == ingested_files(uninterrupted)
-    assert marts(tmp_path) == marts(uninterrupted)
-    assert export_files(tmp_path) == export_files(uninterrupted)
+    assert_only_complete_exports_are_visible(base)
+    assert not list((base / "exports").glob(".tmp-*"))  # a dead run's folder is removed
+    assert ingested_files(base) == ingested_files(uninterrupted)
+    assert marts(base) == marts(uninterrupted)
+    assert export_files(base) == export_files(uninterrupted)
 
 
 def test_the_same_as_of_twice_changes_nothing(tmp_path, landing, uninterrupted):
@@ -187,3 +235,86 @@ def test_the_same_as_of_twice_changes_nothing(tmp_path, landing, uninterrupted):
     subprocess.run([*command, "--force"], check=True, capture_output=True)
     assert (export_files(tmp_path), marts(tmp_path)) == first
     assert first[0] == export_files(uninterrupted)
+
+
+NEXT_DAY = "2026-01-16T00:00:00Z"
+
+
+def copy_of_uninterrupted(uninterrupted: Path, base: Path, exports: Path) -> None:
+    """A warehouse and exports folder as the uninterrupted run left them."""
+    shutil.copy(uninterrupted / "warehouse.duckdb", base / "warehouse.duckdb")
+    shutil.copytree(uninterrupted / "exports", exports, dirs_exist_ok=True)
+
+
+def assert_failed_and_latest_kept(run: subprocess.CompletedProcess, exports: Path, why: str):
+    assert run.returncode == 1, run.stdout[-2000:] + run.stderr[-2000:]
+    # --verbose shows Dagster's log above it; the last line is the command's one-line error.
+    error = run.stderr.strip().splitlines()[-1]
+    assert error.startswith("segments run: error:") and why in error, run.stderr[-2000:]
+    assert json.loads((exports / "latest.json").read_text())["export_id"] == "20260115T0000Z"
+    assert not (exports / "20260116T0000Z").exists()
+    assert not list(exports.glob(".tmp-*"))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 MB file system of its own (tmpfs), which the test can fill."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here: {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_a_full_disk_fails_the_run_clearly_and_keeps_the_previous_export(
+    tmp_path, landing, uninterrupted, small_disk
+):
+    exports = small_disk / "exports"
+    copy_of_uninterrupted(uninterrupted, tmp_path, exports)
+    filler = small_disk / "filler"
+    with filler.open("wb", buffering=0) as out:  # fill the disk to its last byte
+        for size in (65536, 4096, 1):
+            try:
+                while out.write(b"\0" * size):
+                    pass
+            except OSError:
+                pass
+    command = run_command(tmp_path, landing, NEXT_DAY, exports)
+    full = subprocess.run(command, capture_output=True, text=True)
+    assert_failed_and_latest_kept(full, exports, "No space left on device")
+    assert f"could not write into {exports}" in full.stderr
+
+    filler.unlink()  # room again: the same run now succeeds
+    subprocess.run(command, check=True, capture_output=True)
+    assert json.loads((exports / "latest.json").read_text())["export_id"] == "20260116T0000Z"
+
+
+def test_an_unwritable_export_folder_fails_the_run_clearly_and_keeps_the_previous_export(
+    tmp_path, landing, uninterrupted
+):
+    exports = tmp_path / "exports"
+    copy_of_uninterrupted(uninterrupted, tmp_path, exports)
+    # Read-only for root too: the immutable attribute (file permissions do not bind root).
+    locked = subprocess.run(["chattr", "+i", str(exports)], capture_output=True, text=True)
+    if locked.returncode != 0:
+        if os.geteuid() == 0:
+            pytest.skip(f"cannot make a folder read-only for root here: {locked.stderr.strip()}")
+        exports.chmod(0o555)
+    try:
+        run = subprocess.run(
+            run_command(tmp_path, landing, NEXT_DAY, exports), capture_output=True, text=True
+        )
+    finally:
+        subprocess.run(["chattr", "-i", str(exports)], capture_output=True)
+        exports.chmod(0o755)
+    assert_failed_and_latest_kept(
+        run, exports, f"could not write into {exports}: Operation not permitted"
+    )

@@ -7,7 +7,7 @@ import dagster as dg
 
 from orchestration.assets.dbt import SEGMENT_SPECS
 from orchestration.checks import GUARDED_ASSETS, validation_folder
-from orchestration.exports import export_audiences
+from orchestration.exports import export_audiences, unwritable
 from orchestration.ingestion import connect
 from orchestration.resources import PipelineSettings, run_settings
 
@@ -31,14 +31,17 @@ def audience_files(context: dg.AssetExecutionContext, settings: PipelineSettings
     clear = bool(resolved.dbt_vars.get("segments__export_clear_addresses", False))
     conn = connect(resolved.warehouse)
     try:
-        result = export_audiences(
-            conn,
-            resolved.exports_dir,
-            resolved.as_of,
-            SEGMENT_SPECS,
-            validation,
-            clear_addresses=clear,
-        )
+        try:
+            result = export_audiences(
+                conn,
+                resolved.exports_dir,
+                resolved.as_of,
+                SEGMENT_SPECS,
+                validation,
+                clear_addresses=clear,
+            )
+        except OSError as error:
+            raise unwritable(resolved.exports_dir, error) from error
         stats = _segment_stats(conn, resolved.as_of)
         mart_rows = {
             table: conn.execute(f"select count(*) from marts.{table}").fetchone()[0]
