@@ -50,7 +50,11 @@ def _quoted(schema: str, table: str) -> str:
 def _collect_identities(conn: duckdb.DuckDBPyConnection, batch_id: int) -> None:
     """Fills the temp table erased_now with every identity this batch erases: the user_ids
     requested in it, the identities of its rows that were erased before (late arrivals),
-    and the anonymous_ids ever seen with any of them."""
+    and the anonymous_ids ever seen with any of them. Late arrivals are looked for only
+    once someone has been erased: hashing every id of a large batch is not free."""
+    (anyone_erased,) = conn.execute(
+        "select exists (select 1 from audit.erased_identities)"
+    ).fetchone()
     landed = " union ".join(
         f"select {column} as identity from {table} "
         f"where _batch_id = $batch_id and {column} is not null"
@@ -73,14 +77,15 @@ def _collect_identities(conn: duckdb.DuckDBPyConnection, batch_id: int) -> None:
             select user_id as identity from raw.erasure_requests where _batch_id = $batch_id
             union
             select identity from candidates
-            where sha256(identity) in (select identity_sha256 from audit.erased_identities)
+            where $anyone_erased
+                and sha256(identity) in (select identity_sha256 from audit.erased_identities)
         )
         select identity from requested
         union
         select distinct anonymous_id from raw.events
         where anonymous_id is not null and user_id in (select identity from requested)
         """,
-        {"batch_id": batch_id},
+        {"batch_id": batch_id, "anyone_erased": anyone_erased},
     )
 
 
