@@ -15,7 +15,7 @@ DEMO_SEED ?= 42
 DEMO_AS_OF ?= 2026-04-01T00:00:00Z
 DEMO_DAILY_FROM ?= 2026-03-28
 
-.PHONY: install browser run test reliability bench screenshot lint docs dev clean
+.PHONY: install browser postgres run test reliability bench screenshot lint docs dev clean
 
 # Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set, every run would
 # otherwise recompile Dagster, dbt and Great Expectations from source (half of a run's time).
@@ -49,6 +49,13 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+
+# PostgreSQL from Debian's packages, for the portability tests (they start a server of their
+# own in a temporary folder; nothing is started here).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends postgresql; }
 
 # A full-page picture of the demo's report, taken in headless Chromium.
 screenshot: install

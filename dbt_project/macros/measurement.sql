@@ -16,10 +16,10 @@
     independent proportions: uplift +/- 1.96 * sqrt(p1 (1 - p1) / n1 + p0 (1 - p0) / n0).
     Null where a group is empty. -#}
 {% macro recovery_rates() -%}
-    {%- set p1 = 'cast(treated_recovered as ' ~ dbt.type_float() ~ ') / nullif(treated_carts, 0)' -%}
-    {%- set p0 = 'cast(holdout_recovered as ' ~ dbt.type_float() ~ ') / nullif(holdout_carts, 0)' -%}
+    {%- set p1 = 'cast(treated_recovered as ' ~ type_double() ~ ') / nullif(treated_carts, 0)' -%}
+    {%- set p0 = 'cast(holdout_recovered as ' ~ type_double() ~ ') / nullif(holdout_carts, 0)' -%}
     {%- set se = 'sqrt((' ~ p1 ~ ') * (1 - (' ~ p1 ~ ')) / nullif(treated_carts, 0) + (' ~ p0 ~ ') * (1 - (' ~ p0 ~ ')) / nullif(holdout_carts, 0))' -%}
-    cast(recovered_carts as {{ dbt.type_float() }}) / nullif(abandoned_carts, 0) as recovery_rate,
+    cast(recovered_carts as {{ type_double() }}) / nullif(abandoned_carts, 0) as recovery_rate,
     {{ p1 }} as treated_recovery_rate,
     {{ p0 }} as holdout_recovery_rate,
     ({{ p1 }}) - ({{ p0 }}) as uplift,

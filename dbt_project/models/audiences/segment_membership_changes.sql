@@ -24,8 +24,9 @@ final as (
     select
         segment,
         change_date,
-        sum(entered) as entered,
-        sum(exited) as exited
+        -- A sum of integers is a 128-bit integer on DuckDB and a bigint elsewhere.
+        cast(sum(entered) as {{ dbt.type_bigint() }}) as entered,
+        cast(sum(exited) as {{ dbt.type_bigint() }}) as exited
     from changes
     group by segment, change_date
 

@@ -122,10 +122,10 @@ final as (
         periods.period,
         periods.cohort_size,
         coalesce(activity.active_users, 0) as active_users,
-        cast(coalesce(activity.active_users, 0) as {{ dbt.type_float() }})
+        cast(coalesce(activity.active_users, 0) as {{ type_double() }})
             / periods.cohort_size as retention_rate,
         coalesce(activity.purchasing_users, 0) as purchasing_users,
-        cast(coalesce(activity.purchasing_users, 0) as {{ dbt.type_float() }})
+        cast(coalesce(activity.purchasing_users, 0) as {{ type_double() }})
             / periods.cohort_size as purchase_retention_rate
     from periods
     left join activity

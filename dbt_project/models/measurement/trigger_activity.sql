@@ -60,7 +60,7 @@ final as (
         settings.cooldown_days,
         coalesce(activations.activations, 0) as activations,
         coalesce(activations.retriggered_within_cooldown, 0) as retriggered_within_cooldown,
-        cast(activations.retriggered_within_cooldown as {{ dbt.type_float() }})
+        cast(activations.retriggered_within_cooldown as {{ type_double() }})
             / nullif(activations.activations, 0) as retrigger_share
     from days
     left join activations on days.segment = activations.segment and days.day = activations.day
