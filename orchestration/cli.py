@@ -5,11 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from orchestration import run_record
 from orchestration.settings import Settings, SettingsError, parse_as_of
+
+# Great Expectations imports pyspark when it is installed (dbt-spark needs it), and pyspark
+# warns on import that it does not fully support pandas 3: nothing the user can act on, and
+# stderr is where the command's one-line error goes.
+warnings.filterwarnings(
+    "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+)
 
 
 def _date(text: str) -> date:
