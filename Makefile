@@ -15,7 +15,7 @@ DEMO_SEED ?= 42
 DEMO_AS_OF ?= 2026-04-01T00:00:00Z
 DEMO_DAILY_FROM ?= 2026-03-28
 
-.PHONY: install browser postgres run test reliability bench screenshot lint docs dev clean
+.PHONY: install browser postgres run test reliability portability bench screenshot lint docs dev clean
 
 # Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set, every run would
 # otherwise recompile Dagster, dbt and Great Expectations from source (half of a run's time).
@@ -36,6 +36,11 @@ test: install
 # seven minutes). -rs prints why a test was skipped (no mount or chattr allowed).
 reliability: install
 	$(UV) run --frozen pytest -m reliability -rs
+
+# The models on PostgreSQL (a server the test starts from Debian's binaries: make postgres)
+# and on Spark (local[2], needs Java 17), each compared with DuckDB's marts (a few minutes).
+portability: install postgres
+	$(UV) run --frozen pytest -m portability -rs -s
 
 # The benchmark: the pipeline against plain SQL and pandas at 1M, 10M and 100M events;
 # landing zones are cached in bench/cache/. Writes bench/results.json and

@@ -1,15 +1,18 @@
-"""The same dbt models on another warehouse give the same marts. A generated landing goes
+"""The same dbt models on other engines give the same marts. A generated landing goes
 through the whole pipeline on DuckDB; the raw and audit tables it ingested are copied into
-a real PostgreSQL server, the models are built there in the pipeline's order, and every
-mart is compared row for row with DuckDB's."""
+a real PostgreSQL server and into a local Spark warehouse (dbt-spark in session mode,
+local[2]), the models are built there in the pipeline's order, and every mart is compared
+row for row with DuckDB's."""
 
 from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 
@@ -20,8 +23,11 @@ import pytest
 from orchestration.assets.dbt import AUDIENCE_TAG, EVENT_LEVEL, MEASUREMENT_TAG
 from orchestration.generator import GeneratorConfig, generate
 from orchestration.settings import PROJECT_ROOT
+from tests import spark_tables
 from tests.conftest import run
 from tests.postgres import postgres_server  # noqa: F401 - a fixture
+
+pytestmark = pytest.mark.portability
 
 AS_OF = datetime(2026, 3, 21)
 DBT = str(Path(sys.executable).parent / "dbt")
@@ -62,16 +68,7 @@ def copy_ingested_tables(warehouse: Path, target) -> int:
     source = duckdb.connect(str(warehouse), read_only=True)
     cursor, copied = target.cursor(), 0
     try:
-        tables = source.execute(
-            "select table_schema, table_name from information_schema.tables "
-            "where table_schema in ('raw', 'audit') and table_type = 'BASE TABLE' order by all"
-        ).fetchall()
-        for schema, table in tables:
-            columns = source.execute(
-                "select column_name, data_type from information_schema.columns "
-                "where table_schema = $s and table_name = $t order by ordinal_position",
-                {"s": schema, "t": table},
-            ).fetchall()
+        for schema, table, columns in spark_tables.ingested_tables(source):
             definition = ", ".join(f'"{name}" {POSTGRES_TYPES[kind]}' for name, kind in columns)
             cursor.execute(f"create schema if not exists {schema}")
             cursor.execute(f"create table {schema}.{table} ({definition})")
@@ -88,11 +85,12 @@ def copy_ingested_tables(warehouse: Path, target) -> int:
 
 
 def build_models(environment: dict[str, str], target_path: Path) -> None:
+    as_of = {"SEGMENTS_AS_OF": AS_OF.strftime("%Y-%m-%d %H:%M:%S.%f")}
     for step in DBT_STEPS:
         result = subprocess.run(
             [DBT, "build", *step, "--target-path", str(target_path)],
             cwd=PROJECT_ROOT / "dbt_project",
-            env={**os.environ, **environment},
+            env={**os.environ, **environment, **as_of},
             capture_output=True,
             text=True,
         )
@@ -128,30 +126,68 @@ def marts_of_duckdb(warehouse: Path) -> dict[str, pd.DataFrame]:
         conn.close()
 
 
+def assert_marts_equal(warehouse: Path, found: Callable[[str], pd.DataFrame], engine: str) -> int:
+    """Every mart DuckDB built, against the same table on `engine`. Returns the rows."""
+    expected = marts_of_duckdb(warehouse)
+    assert len(expected) >= 10
+    for table, rows in expected.items():
+        other = found(table)
+        assert list(other.columns) == list(rows.columns), table
+        assert len(other) == len(rows), table
+        pd.testing.assert_frame_equal(settled(other), settled(rows), obj=f"{engine} marts.{table}")
+    return sum(len(rows) for rows in expected.values())
+
+
 def test_the_marts_on_postgres_equal_duckdbs(duckdb_run, postgres_server, tmp_path):  # noqa: F811
     warehouse, duckdb_seconds = duckdb_run
     target = postgres_server.connect()
     try:
         assert copy_ingested_tables(warehouse, target) > 5000
-        environment = {
-            **postgres_server.environment(),
-            "SEGMENTS_DBT_TARGET": "postgres",
-            "SEGMENTS_AS_OF": AS_OF.strftime("%Y-%m-%d %H:%M:%S.%f"),
-        }
+        environment = {**postgres_server.environment(), "SEGMENTS_DBT_TARGET": "postgres"}
         started = time.monotonic()
         build_models(environment, tmp_path / "target")
-        postgres_seconds = time.monotonic() - started
-
-        expected = marts_of_duckdb(warehouse)
-        assert len(expected) >= 10
-        for table, rows in expected.items():
-            found = pd.read_sql_query(f"select * from marts.{table}", target)
-            assert list(found.columns) == list(rows.columns), table
-            assert len(found) == len(rows), table
-            pd.testing.assert_frame_equal(settled(found), settled(rows), obj=f"marts.{table}")
+        seconds = time.monotonic() - started
+        rows = assert_marts_equal(
+            warehouse,
+            lambda table: pd.read_sql_query(f"select * from marts.{table}", target),
+            "postgres",
+        )
     finally:
         target.close()
     print(
-        f"\nsame landing, {sum(len(r) for r in expected.values()):,} mart rows: whole pipeline "
-        f"on DuckDB {duckdb_seconds:.1f} s; models on PostgreSQL {postgres_seconds:.1f} s"
+        f"\n{rows:,} mart rows equal; DuckDB pipeline {duckdb_seconds:.1f} s, "
+        f"PostgreSQL models {seconds:.1f} s"
+    )
+
+
+def test_the_marts_on_spark_equal_duckdbs(duckdb_run, tmp_path):
+    if shutil.which("java") is None:
+        if os.environ.get("SEGMENTS_REQUIRE_SPARK"):
+            pytest.fail("Spark needs Java 17 or newer, and java is not on the PATH")
+        pytest.skip("Spark needs Java 17 or newer, and java is not on the PATH")
+    warehouse, duckdb_seconds = duckdb_run
+    spark_dir = tmp_path / "spark"
+    helper = [sys.executable, "-m", "tests.spark_tables"]
+    subprocess.run(
+        [*helper, "load", str(warehouse), str(spark_dir)],
+        check=True,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+    )
+    environment = {**spark_tables.environment(spark_dir), "SEGMENTS_DBT_TARGET": "spark"}
+    started = time.monotonic()
+    build_models(environment, tmp_path / "target")
+    seconds = time.monotonic() - started
+    subprocess.run(
+        [*helper, "dump", str(spark_dir), str(tmp_path / "marts")],
+        check=True,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+    )
+    rows = assert_marts_equal(
+        warehouse, lambda table: pd.read_parquet(tmp_path / "marts" / f"{table}.parquet"), "spark"
+    )
+    print(
+        f"\n{rows:,} mart rows equal; DuckDB pipeline {duckdb_seconds:.1f} s, "
+        f"Spark models {seconds:.1f} s"
     )

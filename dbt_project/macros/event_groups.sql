@@ -22,6 +22,10 @@
     hash({{ columns | join(', ') }})
 {%- endmacro %}
 
+{% macro spark__fingerprint(columns) -%}
+    xxhash64({{ columns | join(', ') }})
+{%- endmacro %}
+
 {#- The fingerprint of an event's enriched columns, those int_events_stitched copies.
     `user_column` holds the event's own user_id (user_id in int_events_enriched,
     event_user_id in int_events_stitched). -#}

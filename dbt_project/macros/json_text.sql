@@ -10,3 +10,7 @@
 {% macro duckdb__json_text(json_expr, key) -%}
     json_extract_string({{ json_expr }}, '$.{{ key }}')
 {%- endmacro %}
+
+{% macro spark__json_text(json_expr, key) -%}
+    get_json_object({{ json_expr }}, '$.{{ key }}')
+{%- endmacro %}

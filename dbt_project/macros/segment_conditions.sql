@@ -68,6 +68,10 @@
     (cast(('0x' || left(md5({{ segment_expr }} || '|' || {{ user_expr }}), 8)) as bigint) % 10000)
 {%- endmacro %}
 
+{% macro spark__holdout_bucket(segment_expr, user_expr) -%}
+    pmod(cast(conv(substr(md5(concat({{ segment_expr }}, '|', {{ user_expr }})), 1, 8), 16, 10) as bigint), 10000)
+{%- endmacro %}
+
 {#- Lowercase hex SHA-256 of a text expression. -#}
 {% macro sha256_hex(expr) -%}
     {{ return(adapter.dispatch('sha256_hex', 'behavioral_segments')(expr)) }}
@@ -79,4 +83,8 @@
 
 {% macro duckdb__sha256_hex(expr) -%}
     sha256({{ expr }})
+{%- endmacro %}
+
+{% macro spark__sha256_hex(expr) -%}
+    sha2({{ expr }}, 256)
 {%- endmacro %}

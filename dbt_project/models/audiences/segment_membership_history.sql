@@ -1,6 +1,6 @@
 {{
     config(
-        materialized='incremental',
+        materialized=incremental_materialization(),
         incremental_strategy='delete+insert',
         unique_key=['segment', 'user_id', 'valid_from'],
         on_schema_change='append_new_columns',

@@ -58,7 +58,7 @@ final as (
         user_id,
         frequency,
         recency,
-        t as "T",
+        t as {{ adapter.quote('T') }},
         monetary_value,
         cast(r_score as {{ dbt.type_int() }}) as r_score,
         cast(f_score as {{ dbt.type_int() }}) as f_score,

@@ -49,8 +49,9 @@ measured as (
         cast({{ dbt.date_trunc('week', 'carts.abandoned_at') }} as date) as week_start,
         carts.recovered_at,
         carts.recovered_at is not null as is_recovered,
-        {{ dbt.datediff('carts.abandoned_at', 'carts.recovered_at', 'second') }} / 3600.0
-            as hours_to_recovery,
+        -- A double, not a decimal: Spark reads 3600.0 as a decimal and keeps 6 places.
+        cast({{ dbt.datediff('carts.abandoned_at', 'carts.recovered_at', 'second') }}
+            as {{ type_double() }}) / 3600 as hours_to_recovery,
         coalesce(recovering_orders.revenue, 0) as recovered_revenue
     from carts
     left join recovering_orders
