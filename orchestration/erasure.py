@@ -62,8 +62,9 @@ def _collect_identities(conn: duckdb.DuckDBPyConnection, batch_id: int) -> None:
         for column in columns
     )
     quarantined = " union ".join(
-        f"select json_extract_string(raw_row, '$.{name}') as identity "
-        f"from audit.quarantined_events where _batch_id = $batch_id and json_valid(raw_row)"
+        # A malformed line is quarantined as it came: read it as JSON only where it is.
+        f"select case when json_valid(raw_row) then json_extract_string(raw_row, '$.{name}') "
+        f"end as identity from audit.quarantined_events where _batch_id = $batch_id"
         for name in _QUARANTINED_IDENTITY_FIELDS
     )
     conn.execute(

@@ -120,6 +120,10 @@ def erased(tmp_path_factory):
             event("late-4", "purchase", at(-H), user_id="keep-1", order_id="keep-o3", revenue=5),
         ],
     )
+    # And a broken line of theirs, quarantined as malformed with the raw text.
+    (landing / "events" / "day3-broken.jsonl").write_text(
+        f'{{"event_id": "late-5", "user_id": "{USER}", "event_type": "page_view"\n'
+    )
     run(landing, warehouse, as_of=AS_OF + D)
     days["after_late_file"] = personal_data_in_warehouse(warehouse)
     return root, days
