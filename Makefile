@@ -40,7 +40,7 @@ reliability: install
 # The models on PostgreSQL (a server the test starts from Debian's binaries: make postgres)
 # and on Spark (local[2], needs Java 17), each compared with DuckDB's marts (a few minutes).
 portability: install postgres
-	$(UV) run --frozen pytest -m portability -rs -s
+	$(UV) run --frozen --group spark pytest -m portability -rs -s
 
 # The benchmark: the pipeline against plain SQL and pandas at 1M, 10M and 100M events;
 # landing zones are cached in bench/cache/. Writes bench/results.json and

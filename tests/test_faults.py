@@ -203,8 +203,12 @@ sys.exit(main(sys.argv[1:]))
 def test_a_run_killed_between_two_export_files_is_finished_by_the_next_one(
     tmp_path, landing, uninterrupted
 ):
+    # A script file, not `python -c`: pyspark, when installed, takes a main module without
+    # a file for its own doctests and exits on import.
+    script = tmp_path / "killed_between_export_files.py"
+    script.write_text(KILLED_BETWEEN_EXPORT_FILES)
     killed = subprocess.run(
-        [sys.executable, "-c", KILLED_BETWEEN_EXPORT_FILES, *run_command(tmp_path, landing)[1:]],
+        [sys.executable, str(script), *run_command(tmp_path, landing)[1:]],
         capture_output=True,
         text=True,
     )
