@@ -42,10 +42,11 @@ def _suite_check(suite: Suite) -> dg.AssetChecksDefinition:
             conn.close()
         known = [spec.name for spec in SEGMENT_SPECS]
         result = validate(suite, frame, standard_parameters(resolved.as_of, known))
+        folder = validation_folder(resolved)
         try:
-            report = write_report(validation_folder(resolved), result)
+            report = write_report(folder, result)
         except OSError as error:
-            raise unwritable(validation_folder(resolved), error) from error
+            raise unwritable(folder, error) from error
         return dg.AssetCheckResult(
             passed=result.success,
             severity=dg.AssetCheckSeverity.ERROR,
