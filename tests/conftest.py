@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from orchestration.ingestion import ENTITY_COLUMNS
 from orchestration.pipeline import run_pipeline
-from orchestration.settings import Settings
+from orchestration.settings import PROJECT_ROOT, Settings
 
 AS_OF = datetime(2026, 3, 1)
 EVENT_COLUMNS = ENTITY_COLUMNS["events"]
@@ -91,3 +92,15 @@ def landing(tmp_path: Path) -> Path:
     path = tmp_path / "landing"
     (path / "events").mkdir(parents=True)
     return path
+
+
+def project_copy(tmp_path: Path) -> Path:
+    """A copy of the dbt project (with the seeds it reads), for a test that changes it."""
+    root = tmp_path / "project"
+    shutil.copytree(
+        PROJECT_ROOT / "dbt_project",
+        root / "dbt_project",
+        ignore=shutil.ignore_patterns("target", "logs"),
+    )
+    shutil.copytree(PROJECT_ROOT / "seeds", root / "seeds")
+    return root / "dbt_project"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,20 +15,9 @@ import pytest
 
 from orchestration.settings import PROJECT_ROOT
 from orchestration.validation import load_suites, validate
-from tests.conftest import event, write_events, write_rows
+from tests.conftest import event, project_copy, write_events, write_rows
 
 AS_OF = "2026-03-01T00:00:00Z"
-
-
-def project_copy(tmp_path: Path) -> Path:
-    root = tmp_path / "project"
-    shutil.copytree(
-        PROJECT_ROOT / "dbt_project",
-        root / "dbt_project",
-        ignore=shutil.ignore_patterns("target", "logs"),
-    )
-    shutil.copytree(PROJECT_ROOT / "seeds", root / "seeds")
-    return root / "dbt_project"
 
 
 def landing(tmp_path: Path) -> Path:

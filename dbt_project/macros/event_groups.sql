@@ -4,28 +4,6 @@
     holds (stg_raw__event_files); int_events_stitched compares its groups (one ingestion
     batch, one day of occurred_at) with int_events_enriched's, by count and content. -#}
 
-{#- A 64-bit fingerprint of a row's `columns` (a list of column expressions), for sums per
-    group that tell whether a group's rows changed. -#}
-{% macro fingerprint(columns) -%}
-    {{ return(adapter.dispatch('fingerprint', 'behavioral_segments')(columns)) }}
-{%- endmacro %}
-
-{% macro default__fingerprint(columns) -%}
-    {%- set texts = [] -%}
-    {%- for column in columns -%}
-        {%- do texts.append("coalesce(cast(" ~ column ~ " as " ~ dbt.type_string() ~ "), '<null>')") -%}
-    {%- endfor -%}
-    ('x' || substr(md5({{ texts | join(" || '|' || ") }}), 1, 15))::bit(60)::bigint
-{%- endmacro %}
-
-{% macro duckdb__fingerprint(columns) -%}
-    hash({{ columns | join(', ') }})
-{%- endmacro %}
-
-{% macro spark__fingerprint(columns) -%}
-    xxhash64({{ columns | join(', ') }})
-{%- endmacro %}
-
 {#- The fingerprint of an event's enriched columns, those int_events_stitched copies.
     `user_column` holds the event's own user_id (user_id in int_events_enriched,
     event_user_id in int_events_stitched). -#}
@@ -82,18 +60,18 @@
 {% macro delete_changed_event_groups() -%}
     {%- if is_incremental() -%}
     delete from {{ this }} as held
-    using (
-        select held_groups.ingestion_batch_id, held_groups.occurred_on
+    where exists (
+        select 1
         from ({{ event_group_signatures(this, 'event_user_id') }}) as held_groups
         left join ({{ event_group_signatures(
             ref('int_events_enriched'), 'user_id', 'occurred_at <= ' ~ as_of()) }}) as current_groups
             on held_groups.ingestion_batch_id = current_groups.ingestion_batch_id
             and held_groups.occurred_on = current_groups.occurred_on
-        where current_groups.events is null
-            or current_groups.events <> held_groups.events
-            or current_groups.fingerprint <> held_groups.fingerprint
-    ) as changed_groups
-    where held.ingestion_batch_id = changed_groups.ingestion_batch_id
-        and cast(held.occurred_at as date) = changed_groups.occurred_on
+        where (current_groups.events is null
+                or current_groups.events <> held_groups.events
+                or current_groups.fingerprint <> held_groups.fingerprint)
+            and held.ingestion_batch_id = held_groups.ingestion_batch_id
+            and cast(held.occurred_at as date) = held_groups.occurred_on
+    )
     {%- endif -%}
 {%- endmacro %}

@@ -27,19 +27,6 @@
     ({{ p1 }}) - ({{ p0 }}) + 1.96 * {{ se }} as uplift_ci_high
 {%- endmacro %}
 
-{#- The median of an expression over a group. -#}
-{% macro median_of(expr) -%}
-    {{ return(adapter.dispatch('median_of', 'behavioral_segments')(expr)) }}
-{%- endmacro %}
-
-{% macro default__median_of(expr) -%}
-    percentile_cont(0.5) within group (order by {{ expr }})
-{%- endmacro %}
-
-{% macro duckdb__median_of(expr) -%}
-    median({{ expr }})
-{%- endmacro %}
-
 {#- Days from the first recorded day of the audience history up to as_of's day: one row
     per segment and day, for the daily measurement marts. -#}
 {% macro segment_day_spine(history_relation) -%}

@@ -52,39 +52,3 @@
     having {{ in_window('max(occurred_at)', active_within_days, 'day') }}
         and max(occurred_at) <= {{ dbt.dateadd('day', -1 * inactive_days, as_of()) }}
 {%- endmacro %}
-
-{#- A stable bucket 0..9999 for a (segment, user) pair: the first 32 bits of md5 of
-    "segment|user_id", modulo 10000. The same on every warehouse and in Python
-    (int(md5(f"{segment}|{user_id}").hexdigest()[:8], 16) % 10000). -#}
-{% macro holdout_bucket(segment_expr, user_expr) -%}
-    {{ return(adapter.dispatch('holdout_bucket', 'behavioral_segments')(segment_expr, user_expr)) }}
-{%- endmacro %}
-
-{% macro default__holdout_bucket(segment_expr, user_expr) -%}
-    mod(cast(('x' || substr(md5({{ segment_expr }} || '|' || {{ user_expr }}), 1, 8)) as bit(32))::bigint, 10000)
-{%- endmacro %}
-
-{% macro duckdb__holdout_bucket(segment_expr, user_expr) -%}
-    (cast(('0x' || left(md5({{ segment_expr }} || '|' || {{ user_expr }}), 8)) as bigint) % 10000)
-{%- endmacro %}
-
-{% macro spark__holdout_bucket(segment_expr, user_expr) -%}
-    pmod(cast(conv(substr(md5(concat({{ segment_expr }}, '|', {{ user_expr }})), 1, 8), 16, 10) as bigint), 10000)
-{%- endmacro %}
-
-{#- Lowercase hex SHA-256 of a text expression. -#}
-{% macro sha256_hex(expr) -%}
-    {{ return(adapter.dispatch('sha256_hex', 'behavioral_segments')(expr)) }}
-{%- endmacro %}
-
-{% macro default__sha256_hex(expr) -%}
-    encode(sha256(convert_to({{ expr }}, 'UTF8')), 'hex')
-{%- endmacro %}
-
-{% macro duckdb__sha256_hex(expr) -%}
-    sha256({{ expr }})
-{%- endmacro %}
-
-{% macro spark__sha256_hex(expr) -%}
-    sha2({{ expr }}, 256)
-{%- endmacro %}

@@ -1,7 +1,7 @@
 {{
     config(
         materialized=incremental_materialization(),
-        incremental_strategy='delete+insert',
+        incremental_strategy=incremental_strategy('delete+insert'),
         unique_key=['segment', 'user_id', 'valid_from'],
         on_schema_change='append_new_columns',
     )
@@ -15,7 +15,7 @@
 
 {%- set history_is_ahead = false -%}
 {%- if execute and is_incremental() -%}
-    {%- set latest = run_query("select cast(max(valid_from) as varchar) from " ~ this).columns[0].values()[0] -%}
+    {%- set latest = run_query("select cast(max(valid_from) as " ~ dbt.type_string() ~ ") from " ~ this).columns[0].values()[0] -%}
     {%- set requested = as_of_text() -%}
     {%- if latest and requested and requested < latest -%}
         {%- set history_is_ahead = true -%}

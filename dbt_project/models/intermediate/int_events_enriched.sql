@@ -1,7 +1,7 @@
 {{
     config(
         materialized=incremental_materialization(),
-        incremental_strategy='delete+insert',
+        incremental_strategy=incremental_strategy('delete+insert'),
         unique_key='event_id',
         on_schema_change='append_new_columns',
         tags=['event_level'],

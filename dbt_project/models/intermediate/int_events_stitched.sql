@@ -1,7 +1,7 @@
 {{
     config(
         materialized=incremental_materialization(),
-        incremental_strategy='append',
+        incremental_strategy=incremental_strategy('append'),
         on_schema_change='fail',
         pre_hook=[
             "{{ restitch_relinked_events() }}",
