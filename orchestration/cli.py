@@ -74,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--warehouse", type=Path, help="DuckDB file (SEGMENTS_WAREHOUSE)")
     run.add_argument("--exports", type=Path, help="exports folder (SEGMENTS_EXPORT_DIR)")
     run.add_argument(
+        "--target",
+        help="the warehouse dbt builds in: duckdb (the DuckDB file, default) or postgres, "
+        "outputs of dbt_project/profiles.yml (SEGMENTS_DBT_TARGET)",
+    )
+    run.add_argument(
         "--as-of",
         type=_as_of,
         help="compute the marts as of this instant, ISO 8601 (SEGMENTS_AS_OF; default now, UTC)",
@@ -137,6 +142,7 @@ def _run(args: argparse.Namespace) -> int:
             landing_dir=args.landing,
             warehouse=args.warehouse,
             exports_dir=args.exports,
+            target=args.target,
             as_of=args.as_of,
             full_refresh=args.full_refresh or None,
         )

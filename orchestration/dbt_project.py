@@ -4,8 +4,11 @@ functions that build its command lines."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -106,4 +109,32 @@ def dbt_build_args(
 def dbt_environment(settings: Settings) -> dict[str, str]:
     """What profiles.yml and the as_of macro read from the environment. as_of is not a var
     because dbt reparses the whole project whenever its vars change (seconds per run)."""
-    return {"SEGMENTS_WAREHOUSE": str(settings.warehouse), "SEGMENTS_AS_OF": settings.as_of_text}
+    return {
+        "SEGMENTS_WAREHOUSE": str(settings.warehouse),
+        "SEGMENTS_DBT_TARGET": settings.target,
+        "SEGMENTS_AS_OF": settings.as_of_text,
+    }
+
+
+@contextmanager
+def environment_variables(values: dict[str, str]) -> Iterator[None]:
+    """The process environment with `values` set, as it was again afterwards."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def dbt_operation(dbt: DbtCliResource, macro: str, environment: dict[str, str]) -> None:
+    """Runs `dbt run-operation MACRO`; a failure raises with dbt's message."""
+    with environment_variables(environment):
+        dbt.cli(
+            ["run-operation", macro],
+            target_path=Path(dbt_project.project_dir) / dbt_project.target_path / "operations",
+        ).wait()

@@ -143,7 +143,12 @@ def format_summary(summary: RunSummary, settings: Settings) -> str:
         f"{summary.rows_erased_this_run:,} rows erased from the warehouse",
         f"users: {summary.users:,}   abandoned carts: {summary.abandoned_carts:,}",
         "marts: " + ", ".join(f"marts.{t} {n:,} rows" for t, n in summary.mart_rows.items()),
-        f"warehouse: {settings.warehouse}",
+        f"warehouse: {settings.warehouse}"
+        + (
+            f" (landing store; dbt builds in {settings.target})"
+            if settings.target != "duckdb"
+            else ""
+        ),
     ]
     if summary.export_folder:
         lines.append(f"audiences: {summary.export_folder}/")

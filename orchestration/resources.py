@@ -13,12 +13,13 @@ from orchestration.settings import Settings, parse_as_of
 
 
 class PipelineSettings(dg.ConfigurableResource):
-    """Where the landing zone, the warehouse and the exports are, and the run's as_of
+    """Where the landing zone, the warehouse and the exports are, the dbt target, the run's as_of
     (empty: the moment the run starts), and overrides of the dbt project's vars as JSON."""
 
     landing_dir: str = "data/landing"
     warehouse: str = "data/warehouse.duckdb"
     exports_dir: str = "data/exports"
+    target: str = "duckdb"
     as_of: str = ""
     full_refresh: bool = False
     dbt_vars_json: str = "{}"
@@ -29,6 +30,7 @@ class PipelineSettings(dg.ConfigurableResource):
             landing_dir=str(settings.landing_dir),
             warehouse=str(settings.warehouse),
             exports_dir=str(settings.exports_dir),
+            target=settings.target,
             as_of=settings.as_of.isoformat() if settings.as_of else "",
             full_refresh=settings.full_refresh,
             dbt_vars_json=json.dumps(settings.dbt_vars, sort_keys=True),
@@ -39,6 +41,7 @@ class PipelineSettings(dg.ConfigurableResource):
             landing_dir=Path(self.landing_dir),
             warehouse=Path(self.warehouse),
             exports_dir=Path(self.exports_dir),
+            target=self.target,
             as_of=parse_as_of(self.as_of) if self.as_of else None,
             full_refresh=self.full_refresh,
             dbt_vars=json.loads(self.dbt_vars_json),

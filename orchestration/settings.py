@@ -39,6 +39,8 @@ class Settings:
     landing_dir: Path = Path("data/landing")
     warehouse: Path = Path("data/warehouse.duckdb")
     exports_dir: Path = Path("data/exports")
+    # The output of dbt_project/profiles.yml dbt builds in (orchestration/warehouses.py).
+    target: str = "duckdb"
     as_of: datetime | None = None
     full_refresh: bool = False
     dbt_vars: dict[str, object] = field(default_factory=dict)
@@ -51,6 +53,7 @@ class Settings:
             landing_dir=Path(env.get("SEGMENTS_LANDING_DIR", "data/landing")),
             warehouse=Path(env.get("SEGMENTS_WAREHOUSE", "data/warehouse.duckdb")),
             exports_dir=Path(env.get("SEGMENTS_EXPORT_DIR", "data/exports")),
+            target=env.get("SEGMENTS_DBT_TARGET", "duckdb"),
             as_of=parse_as_of(as_of) if as_of else None,
         )
 
@@ -59,6 +62,12 @@ class Settings:
 
     def resolved(self) -> Settings:
         """Absolute paths and a fixed as_of, so every step of one run agrees."""
+        from orchestration.warehouses import WarehouseError, check_target
+
+        try:
+            check_target(self.target)
+        except WarehouseError as error:
+            raise SettingsError(str(error)) from error
         return replace(
             self,
             landing_dir=self.landing_dir.expanduser().resolve(),

@@ -1,19 +1,23 @@
-"""The same dbt models on other engines give the same marts. A generated landing goes
-through the whole pipeline on DuckDB; the raw and audit tables it ingested are copied into
-a real PostgreSQL server and into a local Spark warehouse (dbt-spark in session mode,
-local[2]), the models are built there in the pipeline's order, and every mart is compared
-row for row with DuckDB's."""
+"""The same pipeline on other engines gives the same marts. A generated landing goes
+through the whole pipeline twice (the erasure requests arrive on the second day) on DuckDB
+and, with `--target postgres`, on a real PostgreSQL server: every mart, the copies the
+checks and the export read, and every exported file must be the same. The Spark test
+copies the raw and audit tables DuckDB ingested into a local Spark warehouse (dbt-spark in
+session mode, local[2]), builds the models there in the pipeline's order, and compares
+every mart row for row with DuckDB's."""
 
 from __future__ import annotations
 
-import io
+import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from datetime import date, datetime
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -21,6 +25,7 @@ import pandas as pd
 import pytest
 
 from orchestration.assets.dbt import AUDIENCE_TAG, EVENT_LEVEL, MEASUREMENT_TAG
+from orchestration.erasure import IDENTITY_COLUMNS
 from orchestration.generator import GeneratorConfig, generate
 from orchestration.settings import PROJECT_ROOT
 from tests import spark_tables
@@ -38,50 +43,44 @@ DBT_STEPS = [
     ["--select", AUDIENCE_TAG],
     ["--select", MEASUREMENT_TAG],
 ]
-POSTGRES_TYPES = {
-    "VARCHAR": "text",
-    "BIGINT": "bigint",
-    "INTEGER": "integer",
-    "DOUBLE": "double precision",
-    "TIMESTAMP": "timestamp",
-    "BOOLEAN": "boolean",
-    "DATE": "date",
-}
 
 
 @pytest.fixture(scope="module")
-def duckdb_run(tmp_path_factory) -> tuple[Path, float]:
-    """The whole pipeline on DuckDB over a generated landing; its warehouse and run time."""
-    root = tmp_path_factory.mktemp("portability")
+def landing(tmp_path_factory) -> Path:
+    """A generated landing; its erasure requests wait in a folder of their own."""
+    root = tmp_path_factory.mktemp("landing")
     generate(
         GeneratorConfig(
             out=root / "landing", users=300, days=20, seed=11, start=date(2026, 3, 1), bad_rate=0.01
         )
     )
-    started = time.monotonic()
-    run(root / "landing", root / "warehouse.duckdb", as_of=AS_OF)
-    return root / "warehouse.duckdb", time.monotonic() - started
+    (root / "landing" / "erasure_requests").rename(root / "requests")
+    return root / "landing"
 
 
-def copy_ingested_tables(warehouse: Path, target) -> int:
-    """Every table of the raw and audit schemas, typed, through COPY. Returns the rows."""
-    source = duckdb.connect(str(warehouse), read_only=True)
-    cursor, copied = target.cursor(), 0
+@contextmanager
+def erasure_requests_landed(landing: Path) -> Iterator[None]:
+    shutil.copytree(landing.parent / "requests", landing / "erasure_requests")
     try:
-        for schema, table, columns in spark_tables.ingested_tables(source):
-            definition = ", ".join(f'"{name}" {POSTGRES_TYPES[kind]}' for name, kind in columns)
-            cursor.execute(f"create schema if not exists {schema}")
-            cursor.execute(f"create table {schema}.{table} ({definition})")
-            frame = source.execute(f"select * from {schema}.{table}").df()
-            text = io.StringIO()
-            frame.to_csv(text, index=False, header=False, na_rep="\\N")
-            text.seek(0)
-            cursor.copy_expert(f"copy {schema}.{table} from stdin (format csv, null '\\N')", text)
-            copied += len(frame)
-        target.commit()
+        yield
     finally:
-        source.close()
-    return copied
+        shutil.rmtree(landing / "erasure_requests")
+
+
+def erased_ids(landing: Path) -> list[str]:
+    return sorted(pd.read_parquet(landing.parent / "requests")["user_id"])
+
+
+@pytest.fixture(scope="module")
+def duckdb_run(landing, tmp_path_factory) -> tuple[Path, float]:
+    """The whole pipeline on DuckDB, as of the day before AS_OF and then, with the erasure
+    requests landed, as of AS_OF; its warehouse and the time both runs took."""
+    warehouse = tmp_path_factory.mktemp("duckdb") / "warehouse.duckdb"
+    started = time.monotonic()
+    run(landing, warehouse, as_of=AS_OF - timedelta(days=1))
+    with erasure_requests_landed(landing):
+        run(landing, warehouse, as_of=AS_OF)
+    return warehouse, time.monotonic() - started
 
 
 def build_models(environment: dict[str, str], target_path: Path) -> None:
@@ -126,10 +125,18 @@ def marts_of_duckdb(warehouse: Path) -> dict[str, pd.DataFrame]:
         conn.close()
 
 
-def assert_marts_equal(warehouse: Path, found: Callable[[str], pd.DataFrame], engine: str) -> int:
-    """Every mart DuckDB built, against the same table on `engine`. Returns the rows."""
+def assert_marts_equal(
+    warehouse: Path,
+    found: Callable[[str], pd.DataFrame],
+    engine: str,
+    tables: list[str] | None = None,
+) -> int:
+    """Every mart DuckDB built (or those of `tables`), against the same table on `engine`.
+    Returns the rows."""
     expected = marts_of_duckdb(warehouse)
     assert len(expected) >= 10
+    if tables is not None:
+        expected = {table: expected[table] for table in tables}
     for table, rows in expected.items():
         other = found(table)
         assert list(other.columns) == list(rows.columns), table
@@ -138,15 +145,87 @@ def assert_marts_equal(warehouse: Path, found: Callable[[str], pd.DataFrame], en
     return sum(len(rows) for rows in expected.values())
 
 
-def test_the_marts_on_postgres_equal_duckdbs(duckdb_run, postgres_server, tmp_path):  # noqa: F811
+def postgres_tables(target) -> dict[str, list[str]]:
+    """Every table of the models' and the pipeline's schemas, with its columns."""
+    frame = pd.read_sql_query(
+        "select table_schema || '.' || table_name as name, column_name from "
+        "information_schema.columns where table_schema not in ('pg_catalog', "
+        "'information_schema') order by 1",
+        target,
+    )
+    return frame.groupby("name")["column_name"].apply(list).to_dict()
+
+
+def rows_of_erased(target, ids: list[str]) -> dict[str, int]:
+    """Per Postgres table, the rows that hold one of `ids` in an identity column."""
+    found = {}
+    cursor = target.cursor()
+    for table, columns in postgres_tables(target).items():
+        held = [column for column in columns if column in IDENTITY_COLUMNS]
+        if held:
+            where = " or ".join(f"{column} = any(%(ids)s)" for column in held)
+            cursor.execute(f"select count(*) from {table} where {where}", {"ids": ids})
+            (count,) = cursor.fetchone()
+            if count:
+                found[table] = count
+    return found
+
+
+def exported_files(exports: Path) -> dict[str, str]:
+    """Each audience file of the newest export by sha256, and what its manifest says of the
+    files and segments (the rest records when and where it was written)."""
+    folder = exports / json.loads((exports / "latest.json").read_text())["export_id"]
+    files = {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.glob("*.csv"))
+    }
+    manifest = json.loads((folder / "manifest.json").read_text())
+    files["manifest.json"] = json.dumps(
+        {key: manifest[key] for key in ("files", "segments")}, sort_keys=True
+    )
+    return files
+
+
+def column_types(warehouse: Path, schema: str) -> dict[str, list[tuple[str, str]]]:
+    conn = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        rows = conn.execute(
+            "select table_name, column_name, data_type from information_schema.columns "
+            "where table_schema = $schema order by table_name, ordinal_position",
+            {"schema": schema},
+        ).fetchall()
+    finally:
+        conn.close()
+    types: dict[str, list[tuple[str, str]]] = {}
+    for table, column, kind in rows:
+        types.setdefault(table, []).append((column, kind))
+    return types
+
+
+def test_the_whole_pipeline_on_postgres_equals_duckdb(
+    landing,
+    duckdb_run,
+    postgres_server,
+    tmp_path,
+    monkeypatch,  # noqa: F811
+):
     warehouse, duckdb_seconds = duckdb_run
+    for name, value in postgres_server.environment().items():
+        monkeypatch.setenv(name, value)
+    local = tmp_path / "postgres" / "warehouse.duckdb"
+    local.parent.mkdir()
     target = postgres_server.connect()
     try:
-        assert copy_ingested_tables(warehouse, target) > 5000
-        environment = {**postgres_server.environment(), "SEGMENTS_DBT_TARGET": "postgres"}
         started = time.monotonic()
-        build_models(environment, tmp_path / "target")
+        run(landing, local, as_of=AS_OF - timedelta(days=1), target="postgres")
+        ids = erased_ids(landing)
+        # The people whose erasure lands on the second day are in the target's models.
+        assert "intermediate.int_events_stitched" in rows_of_erased(target, ids)
+        target.rollback()
+        with erasure_requests_landed(landing):
+            run(landing, local, as_of=AS_OF, target="postgres")
         seconds = time.monotonic() - started
+        assert rows_of_erased(target, ids) == {}
         rows = assert_marts_equal(
             warehouse,
             lambda table: pd.read_sql_query(f"select * from marts.{table}", target),
@@ -154,9 +233,20 @@ def test_the_marts_on_postgres_equal_duckdbs(duckdb_run, postgres_server, tmp_pa
         )
     finally:
         target.close()
+    # What the checks, the export and the report read: the marts, fetched into the file.
+    fetched, built = column_types(local, "marts"), column_types(warehouse, "marts")
+    assert set(fetched) == {table for table in built if not table.startswith("int_")}
+    assert fetched == {table: built[table] for table in fetched}
+    assert_marts_equal(
+        warehouse,
+        lambda table: marts_of_duckdb(local)[table],
+        "the fetched",
+        tables=sorted(fetched),
+    )
+    assert exported_files(local.parent / "exports") == exported_files(warehouse.parent / "exports")
     print(
-        f"\n{rows:,} mart rows equal; DuckDB pipeline {duckdb_seconds:.1f} s, "
-        f"PostgreSQL models {seconds:.1f} s"
+        f"\n{rows:,} mart rows and every exported file equal; DuckDB pipeline "
+        f"{duckdb_seconds:.1f} s, PostgreSQL pipeline {seconds:.1f} s (two runs each)"
     )
 
 

@@ -8,10 +8,8 @@ which count what was exported. The audience union finds segment models through d
 at run time, which dbt cannot order by, so Dagster does: the union depends on every segment
 model."""
 
-import os
 import shutil
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +26,15 @@ from orchestration.dbt_project import (
     dbt_build_args,
     dbt_environment,
     dbt_project,
+    environment_variables,
     load_manifest,
     segment_models,
     segment_specs,
 )
+from orchestration.ingestion import connect
 from orchestration.partitions import daily_partitions
 from orchestration.resources import PipelineSettings, run_settings
+from orchestration.warehouses import DUCKDB, fetch, readable_marts
 
 AUDIENCE_TAG = "tag:audience"
 MEASUREMENT_TAG = "tag:measurement"
@@ -86,20 +87,6 @@ EVENT_TRANSLATOR = SegmentsTranslator(
 )
 
 
-@contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 # dbt's target folders of the newest runs are kept for inspection; older ones are removed.
 KEEP_RUN_TARGETS = 5
 
@@ -149,10 +136,21 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: Pip
     target = run_target_path(context.run.run_id)
     _prune_run_targets(target)
     _seed_partial_parse(target)
-    with _environment(dbt_environment(resolved)):
+    with environment_variables(dbt_environment(resolved)):
         yield from dbt.cli(
             dbt_build_args(resolved, window), context=context, target_path=target
         ).stream()
+    if resolved.target != DUCKDB:
+        marts = readable_marts(key.path for key in context.selected_asset_keys)
+        conn = connect(resolved.warehouse)
+        try:
+            fetched = fetch(conn, resolved.target, marts)
+        finally:
+            conn.close()
+        context.log.info(
+            f"fetched from {resolved.target}: "
+            + ", ".join(f"marts.{t} {n:,} rows" for t, n in fetched.items())
+        )
 
 
 @dbt_assets(

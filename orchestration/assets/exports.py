@@ -10,6 +10,7 @@ from orchestration.checks import GUARDED_ASSETS, validation_folder
 from orchestration.exports import export_audiences, unwritable
 from orchestration.ingestion import connect
 from orchestration.resources import PipelineSettings, run_settings
+from orchestration.warehouses import publish
 
 
 @dg.asset(
@@ -42,6 +43,8 @@ def audience_files(context: dg.AssetExecutionContext, settings: PipelineSettings
             )
         except OSError as error:
             raise unwritable(resolved.exports_dir, error) from error
+        # The measurement models, next, read the export log in the target.
+        publish(conn, resolved.target)
         stats = _segment_stats(conn, resolved.as_of)
         mart_rows = {
             table: conn.execute(f"select count(*) from marts.{table}").fetchone()[0]

@@ -4,9 +4,11 @@ import time
 
 import dagster as dg
 
+from orchestration.dbt_project import SegmentsDbtCli, dbt_environment, dbt_operation
 from orchestration.ingestion import connect, ingest
 from orchestration.resources import PipelineSettings, run_settings
 from orchestration.settings import utc_now
+from orchestration.warehouses import publish
 
 RAW_TABLES = ("events", "customers", "erasure_requests")
 
@@ -23,8 +25,11 @@ RAW_TABLES = ("events", "customers", "erasure_requests")
     ],
     can_subset=False,
 )
-def landing_files(context: dg.AssetExecutionContext, settings: PipelineSettings):
-    """Ingests every new landing file once: typed, de-duplicated, bad rows quarantined."""
+def landing_files(
+    context: dg.AssetExecutionContext, settings: PipelineSettings, dbt: SegmentsDbtCli
+):
+    """Ingests every new landing file once: typed, de-duplicated, bad rows quarantined;
+    then, when dbt builds in another warehouse, publishes the raw tables there."""
     resolved = run_settings(context, settings)
     started = time.monotonic()
     conn = connect(resolved.warehouse)
@@ -34,8 +39,16 @@ def landing_files(context: dg.AssetExecutionContext, settings: PipelineSettings)
             table: conn.execute(f"select count(*) from raw.{table}").fetchone()[0]
             for table in RAW_TABLES
         }
+        published = publish(conn, resolved.target)
     finally:
         conn.close()
+    if published.rows_copied:
+        context.log.info(
+            f"published to {resolved.target}: "
+            + ", ".join(f"{t} {n:,} rows" for t, n in published.rows_copied.items())
+        )
+    if published.erased_identities_changed:
+        dbt_operation(dbt, "erase_identities", dbt_environment(resolved))
     for path, error in report.files_rejected:
         context.log.warning(f"rejected {path}: {error}")
 
@@ -70,6 +83,8 @@ def landing_files(context: dg.AssetExecutionContext, settings: PipelineSettings)
                     )
                 ),
                 elapsed_seconds=elapsed,
+                target=resolved.target,
+                rows_published=dg.MetadataValue.json(published.rows_copied),
             )
         if table == "erasure_requests":
             # Counts only: which identities were erased is what must not be recorded.

@@ -57,8 +57,8 @@ final as (
     select
         user_id,
         frequency,
-        recency,
-        t as {{ adapter.quote('T') }},
+        cast(recency as {{ dbt.type_bigint() }}) as recency,
+        cast(t as {{ dbt.type_bigint() }}) as {{ adapter.quote('T') }},
         monetary_value,
         cast(r_score as {{ dbt.type_int() }}) as r_score,
         cast(f_score as {{ dbt.type_int() }}) as f_score,
