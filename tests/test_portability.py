@@ -205,9 +205,9 @@ def column_types(warehouse: Path, schema: str) -> dict[str, list[tuple[str, str]
 def test_the_whole_pipeline_on_postgres_equals_duckdb(
     landing,
     duckdb_run,
-    postgres_server,
+    postgres_server,  # noqa: F811 - the fixture
     tmp_path,
-    monkeypatch,  # noqa: F811
+    monkeypatch,
 ):
     warehouse, duckdb_seconds = duckdb_run
     for name, value in postgres_server.environment().items():
