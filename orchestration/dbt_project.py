@@ -17,6 +17,7 @@ from dagster_dbt import DbtCliResource, DbtProject
 from orchestration.exports import SegmentSpec
 from orchestration.run_record import newest_source_mtime
 from orchestration.settings import DBT_PROJECT_DIR, Settings
+from orchestration.warehouses import SPARK, spark_environment
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
@@ -109,11 +110,14 @@ def dbt_build_args(
 def dbt_environment(settings: Settings) -> dict[str, str]:
     """What profiles.yml and the as_of macro read from the environment. as_of is not a var
     because dbt reparses the whole project whenever its vars change (seconds per run)."""
-    return {
+    environment = {
         "SEGMENTS_WAREHOUSE": str(settings.warehouse),
         "SEGMENTS_DBT_TARGET": settings.target,
         "SEGMENTS_AS_OF": settings.as_of_text,
     }
+    if settings.target == SPARK:
+        environment.update(spark_environment(settings.warehouse))
+    return environment
 
 
 @contextmanager

@@ -99,6 +99,13 @@ def _run_locked(settings: Settings, log_level: str) -> RunSummary:
     )
     if not result.success:
         raise PipelineError(_failure_reason(result))
+    skipped = [event.step_key for event in result.all_events if event.is_step_skipped]
+    if skipped:
+        # Dagster skips a step when an asset it reads was not materialized, and calls the
+        # run a success; a run that did not export is not one.
+        raise PipelineError(
+            f"{', '.join(skipped)} skipped: an asset before them was not materialized"
+        )
     return summarize(settings, result, time.monotonic() - started)
 
 

@@ -59,6 +59,32 @@ def test_run_on_a_missing_landing_folder_fails_with_one_line(tmp_path, capsys):
     assert err.strip().count("\n") == 0 and "does not exist" in err
 
 
+def test_run_on_an_unknown_target_fails_with_one_line(tmp_path, capsys, landing):
+    code = main(["run", "--landing", str(landing), "--target", "bigquery",
+                 "--warehouse", str(tmp_path / "w.duckdb")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.strip().count("\n") == 0
+    assert "target 'bigquery' is not one the pipeline runs on (choose from duckdb, " in err
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_run_on_an_unreachable_postgres_fails_with_one_line(tmp_path, capsys, landing, monkeypatch):
+    write_events(
+        landing, "a.csv", [event("e1", "add_to_cart", "2026-03-01T00:00:00Z", user_id="u")]
+    )
+    monkeypatch.setenv("SEGMENTS_PG_HOST", str(tmp_path / "no-server"))
+    monkeypatch.setenv("SEGMENTS_PG_PASSWORD", "secret-word")
+    code = main(["run", "--landing", str(landing), "--target", "postgres",
+                 "--warehouse", str(tmp_path / "w.duckdb"), "--as-of", "2026-03-02"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.strip().count("\n") == 0
+    where = f"(host {tmp_path / 'no-server'}, port 5432, database segments)"
+    assert f"landing_files failed: cannot connect to PostgreSQL {where}: " in err
+    assert "secret-word" not in err
+
+
 def test_run_while_another_process_holds_the_warehouse_fails_with_one_line(
     tmp_path, capsys, landing
 ):

@@ -144,7 +144,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: Pip
         marts = readable_marts(key.path for key in context.selected_asset_keys)
         conn = connect(resolved.warehouse)
         try:
-            fetched = fetch(conn, resolved.target, marts)
+            fetched = fetch(conn, resolved.target, marts, dbt_environment(resolved))
         finally:
             conn.close()
         context.log.info(

@@ -7,6 +7,7 @@ import dagster as dg
 
 from orchestration.assets.dbt import SEGMENT_SPECS
 from orchestration.checks import GUARDED_ASSETS, validation_folder
+from orchestration.dbt_project import dbt_environment
 from orchestration.exports import export_audiences, unwritable
 from orchestration.ingestion import connect
 from orchestration.resources import PipelineSettings, run_settings
@@ -44,7 +45,7 @@ def audience_files(context: dg.AssetExecutionContext, settings: PipelineSettings
         except OSError as error:
             raise unwritable(resolved.exports_dir, error) from error
         # The measurement models, next, read the export log in the target.
-        publish(conn, resolved.target)
+        publish(conn, resolved.target, dbt_environment(resolved))
         stats = _segment_stats(conn, resolved.as_of)
         mart_rows = {
             table: conn.execute(f"select count(*) from marts.{table}").fetchone()[0]

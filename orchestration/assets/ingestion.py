@@ -39,7 +39,7 @@ def landing_files(
             table: conn.execute(f"select count(*) from raw.{table}").fetchone()[0]
             for table in RAW_TABLES
         }
-        published = publish(conn, resolved.target)
+        published = publish(conn, resolved.target, dbt_environment(resolved))
     finally:
         conn.close()
     if published.rows_copied:
