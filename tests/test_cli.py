@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 
 from orchestration.cli import main
-from orchestration.dbt_project import dbt_build_args, dbt_environment
+from orchestration.dbt_project import SegmentsDbtCli, dbt_build_args, dbt_environment
 from orchestration.pipeline import PipelineError, run_pipeline
 from orchestration.settings import Settings, SettingsError, parse_as_of
 from tests.conftest import event, write_events
@@ -141,6 +141,29 @@ def test_dbt_failure_is_reported_with_dbt_s_own_message(tmp_path, landing):
     # The var is spliced into SQL unquoted, so the database rejects it.
     assert message.startswith("dbt_models failed: model int_cart_episodes: ")
     assert "Error" in message
+
+
+def test_a_run_whose_dbt_steps_materialize_nothing_fails(tmp_path, landing, monkeypatch):
+    """Dagster skips the steps after an asset that was not materialized and calls the run a
+    success (a dbt log line it could not read did that once); such a run must fail."""
+
+    class Silent:
+        def stream(self):
+            return iter(())
+
+    monkeypatch.setattr(SegmentsDbtCli, "cli", lambda self, *args, **kwargs: Silent())
+    write_events(
+        landing, "a.csv", [event("e1", "add_to_cart", "2026-03-01T00:00:00Z", user_id="u")]
+    )
+    settings = Settings(
+        landing_dir=landing,
+        warehouse=tmp_path / "w.duckdb",
+        exports_dir=tmp_path / "exports",
+        as_of=datetime(2026, 3, 2),
+    )
+    with pytest.raises(PipelineError, match="skipped: an asset before them was not materialized"):
+        run_pipeline(settings)
+    assert not (tmp_path / "exports" / "latest.json").exists()
 
 
 def test_run_prints_a_summary_and_exits_zero(tmp_path, capsys, landing):
