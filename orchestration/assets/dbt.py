@@ -140,8 +140,8 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: Pip
         yield from dbt.cli(
             dbt_build_args(resolved, window), context=context, target_path=target
         ).stream()
-    if resolved.target != DUCKDB:
-        marts = readable_marts(key.path for key in context.selected_asset_keys)
+    marts = readable_marts(key.path for key in context.selected_asset_keys)
+    if resolved.target != DUCKDB and marts:
         conn = connect(resolved.warehouse)
         try:
             fetched = fetch(conn, resolved.target, marts, dbt_environment(resolved))
