@@ -59,19 +59,19 @@
     again. Nothing on a full refresh. -#}
 {% macro delete_changed_event_groups() -%}
     {%- if is_incremental() -%}
-    delete from {{ this }} as held
-    where exists (
-        select 1
+    {%- set changed_groups -%}
+        select held_groups.ingestion_batch_id, held_groups.occurred_on
         from ({{ event_group_signatures(this, 'event_user_id') }}) as held_groups
         left join ({{ event_group_signatures(
             ref('int_events_enriched'), 'user_id', 'occurred_at <= ' ~ as_of()) }}) as current_groups
             on held_groups.ingestion_batch_id = current_groups.ingestion_batch_id
             and held_groups.occurred_on = current_groups.occurred_on
-        where (current_groups.events is null
-                or current_groups.events <> held_groups.events
-                or current_groups.fingerprint <> held_groups.fingerprint)
-            and held.ingestion_batch_id = held_groups.ingestion_batch_id
-            and cast(held.occurred_at as date) = held_groups.occurred_on
-    )
+        where current_groups.events is null
+            or current_groups.events <> held_groups.events
+            or current_groups.fingerprint <> held_groups.fingerprint
+    {%- endset %}
+    {{ delete_matching(this, 'held', changed_groups, 'changed_groups',
+        'held.ingestion_batch_id = changed_groups.ingestion_batch_id'
+        ~ ' and cast(held.occurred_at as date) = changed_groups.occurred_on') }}
     {%- endif -%}
 {%- endmacro %}
