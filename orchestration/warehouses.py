@@ -195,7 +195,10 @@ def _replace_mart(local: duckdb.DuckDBPyConnection, table: str, source: str) -> 
     local.execute(
         f"create or replace table {MARTS_SCHEMA}.{table} as select {select} from {source}"
     )
-    return local.execute(f"select count(*) from {MARTS_SCHEMA}.{table}").fetchone()[0]
+    # fetchall, not fetchone: DuckDB refuses to unregister the fetched rows while a result
+    # on the connection is still unfinished.
+    (count,) = local.execute(f"select count(*) from {MARTS_SCHEMA}.{table}").fetchall()
+    return count[0]
 
 
 def _fetch_postgres(local: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[str, int]:
