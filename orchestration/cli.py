@@ -75,8 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--exports", type=Path, help="exports folder (SEGMENTS_EXPORT_DIR)")
     run.add_argument(
         "--target",
-        help="the warehouse dbt builds in: duckdb (the DuckDB file, default) or postgres, "
-        "outputs of dbt_project/profiles.yml (SEGMENTS_DBT_TARGET)",
+        help="the warehouse dbt builds in: duckdb (the DuckDB file, default), postgres or "
+        "spark, outputs of dbt_project/profiles.yml (SEGMENTS_DBT_TARGET)",
     )
     run.add_argument(
         "--as-of",

@@ -8,13 +8,13 @@ target, two copies keep the target and the file in step:
 
 - publish: the tables the models read (PUBLISHED_TABLES, the dbt sources) go from the file
   to the target after ingestion and after each export, compared by partition (ingestion
-  batch, export, erasure): new batches, a rerun export, the batches erasure deleted rows
-  from. PostgreSQL receives the partitions that differ, through ADBC's bulk copy. Spark
-  reads a stage, a folder of Parquet files (one per table, rewritten when any of its
-  partitions differs), as external tables its dbt runs register first (the
-  on-run-start hook load_stage). When erasure added tombstones, the dbt operation
-  `erase_identities` then deletes the erased people from the models the target keeps
-  between runs.
+  batch, export, erasure) with what the file recorded as published, by rows and checksum:
+  new batches, a rerun export, the batches erasure deleted rows from. PostgreSQL receives
+  the partitions that differ, through ADBC's bulk copy. Spark reads a stage, a folder of
+  Parquet files (one per table, rewritten when any of its partitions differs), as
+  external tables its dbt runs register first (the on-run-start hook load_stage). While
+  the target has not applied every tombstone, the dbt operation `erase_identities`
+  deletes the erased people from the models it keeps between runs.
 - fetch: after each dbt step, the marts it built come back into the file's `marts`
   schema, where the Great Expectations checks, the export and the report read them. They
   are what an export needs anyway: every audience row is read to be written to a file.
@@ -24,14 +24,14 @@ target, two copies keep the target and the file in step:
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, quote_plus, urlencode
 
 import duckdb
+import pyarrow
 
 DUCKDB = "duckdb"
 POSTGRES = "postgres"
@@ -58,10 +58,6 @@ class PublishReport:
     partitions_replaced: dict[str, int] = field(default_factory=dict)
     rows_copied: dict[str, int] = field(default_factory=dict)
 
-    @property
-    def erased_identities_changed(self) -> bool:
-        return self.partitions_replaced.get("audit.erased_identities", 0) > 0
-
 
 def check_target(name: str) -> str:
     if name not in PIPELINE_TARGETS:
@@ -73,35 +69,34 @@ def check_target(name: str) -> str:
     return name
 
 
-def postgres_uri(env: dict[str, str] | None = None) -> str:
-    """The PostgreSQL of the profile's postgres output, from the same variables. A host that
-    is a path is a Unix socket folder."""
-    env = os.environ if env is None else env
-    host = env.get("SEGMENTS_PG_HOST", "localhost")
-    params = {"port": env.get("SEGMENTS_PG_PORT", "5432")}
-    if host.startswith("/"):
-        params["host"] = host
-        host = ""
-    user = quote(env.get("SEGMENTS_PG_USER", "segments"), safe="")
-    password = env.get("SEGMENTS_PG_PASSWORD", "")
-    credentials = f"{user}:{quote(password, safe='')}@" if password else f"{user}@"
-    database = quote(env.get("SEGMENTS_PG_DATABASE", "segments"), safe="")
-    return f"postgresql://{credentials}{host}/{database}?{urlencode(params)}"
+def _postgres_settings() -> dict[str, str]:
+    """The profile's postgres output, from the same variables and defaults."""
+    env = os.environ
+    return {
+        "host": env.get("SEGMENTS_PG_HOST", "localhost"),
+        "port": env.get("SEGMENTS_PG_PORT", "5432"),
+        "user": env.get("SEGMENTS_PG_USER", "segments"),
+        "password": env.get("SEGMENTS_PG_PASSWORD", ""),
+        "dbname": env.get("SEGMENTS_PG_DATABASE", "segments"),
+    }
 
 
 def _connect_postgres():
     import adbc_driver_postgresql.dbapi
 
+    settings = _postgres_settings()
+    # Every part a query parameter (a host may be a socket folder or an IPv6 address), so
+    # nothing of them is parsed as the URI's own syntax.
+    uri = "postgresql://?" + urlencode({k: v for k, v in settings.items() if v})
     try:
-        return adbc_driver_postgresql.dbapi.connect(postgres_uri())
+        return adbc_driver_postgresql.dbapi.connect(uri)
     except Exception as error:  # noqa: BLE001 - the driver's errors have no common base
-        env = os.environ
-        where = (
-            f"host {env.get('SEGMENTS_PG_HOST', 'localhost')}, "
-            f"port {env.get('SEGMENTS_PG_PORT', '5432')}, "
-            f"database {env.get('SEGMENTS_PG_DATABASE', 'segments')}"
-        )
         reason = " ".join(str(error).split())
+        password = settings["password"]
+        if password:
+            for spelled in {password, quote(password, safe=""), quote_plus(password)}:
+                reason = reason.replace(spelled, "***")
+        where = f"host {settings['host']}, port {settings['port']}, database {settings['dbname']}"
         raise WarehouseError(f"cannot connect to PostgreSQL ({where}): {reason}") from error
 
 
@@ -110,7 +105,9 @@ def _quoted(qualified: str) -> str:
 
 
 def _partition_counts(cursor, table: str, key: str) -> dict:
-    cursor.execute(f"select {key}, count(*) from {_quoted(table)} group by {key}")
+    """{partition: rows} of a table in PostgreSQL. Its text spells a key as DuckDB's does
+    (timestamps too: no trailing zeros in the fraction)."""
+    cursor.execute(f"select cast({key} as text), count(*) from {_quoted(table)} group by 1")
     return dict(cursor.fetchall())
 
 
@@ -125,12 +122,85 @@ def _target_columns(cursor, table: str) -> list[str] | None:
     return columns or None
 
 
-def _changed(wanted: dict, found: dict) -> list:
-    return sorted(k for k in wanted.keys() | found.keys() if wanted.get(k) != found.get(k))
+# What the file published to each target, per partition, and how far the target's models
+# were erased: kept in the file, so a change that keeps a partition's row count (a rerun
+# export of other users) is published too, and an erasure that failed is tried again.
+_RECORD_DDL = """
+create table if not exists audit.published_partitions (
+    target varchar not null, table_name varchar not null, partition_key varchar not null,
+    row_count bigint not null, checksum varchar not null
+);
+create table if not exists audit.target_erasures (
+    target varchar not null, tombstones_erased bigint not null
+);
+"""
 
 
 def _local_partitions(local: duckdb.DuckDBPyConnection, table: str, key: str) -> dict:
-    return dict(local.execute(f"select {key}, count(*) from {table} group by all").fetchall())
+    """{partition: (rows, checksum of its rows)} of a table of the file."""
+    rows = local.execute(
+        f"select cast({key} as varchar), count(*), cast(sum(hash(t)) as varchar) "
+        f"from {table} as t group by all"
+    ).fetchall()
+    return {partition: (count, checksum) for partition, count, checksum in rows}
+
+
+def _recorded_partitions(local: duckdb.DuckDBPyConnection, target: str, table: str) -> dict:
+    local.execute(_RECORD_DDL)
+    rows = local.execute(
+        "select partition_key, row_count, checksum from audit.published_partitions "
+        "where target = $target and table_name = $table",
+        {"target": target, "table": table},
+    ).fetchall()
+    return {partition: (count, checksum) for partition, count, checksum in rows}
+
+
+def _record_partitions(
+    local: duckdb.DuckDBPyConnection, target: str, table: str, partitions: dict
+) -> None:
+    local.execute("begin transaction")
+    local.execute(
+        "delete from audit.published_partitions where target = $target and table_name = $table",
+        {"target": target, "table": table},
+    )
+    if partitions:
+        local.executemany(
+            "insert into audit.published_partitions values ($1, $2, $3, $4, $5)",
+            [[target, table, k, count, checksum] for k, (count, checksum) in partitions.items()],
+        )
+    local.execute("commit")
+
+
+def _changed(wanted: dict, recorded: dict, found_counts: dict | None = None) -> list[str]:
+    """Partitions of the file that differ from what was recorded as published, or, when
+    the target's own counts are known, from what it holds (a target restored or emptied)."""
+    changed = {k for k in wanted.keys() | recorded.keys() if wanted.get(k) != recorded.get(k)}
+    if found_counts is not None:
+        counts = {k: count for k, (count, _) in wanted.items()}
+        changed |= {k for k in counts.keys() | found_counts.keys()
+                    if counts.get(k) != found_counts.get(k)}  # fmt: skip
+    return sorted(changed)
+
+
+def erasure_pending(local: duckdb.DuckDBPyConnection, target: str) -> int:
+    """The tombstones in the file when the target's models hold people erased since their
+    last erase_identities run, else 0."""
+    if target == DUCKDB:
+        return 0
+    local.execute(_RECORD_DDL)
+    (tombstones,) = local.execute("select count(*) from audit.erased_identities").fetchall()[0]
+    erased = local.execute(
+        "select max(tombstones_erased) from audit.target_erasures where target = $target",
+        {"target": target},
+    ).fetchall()[0][0]
+    return tombstones if tombstones > (erased or 0) else 0
+
+
+def record_erasure(local: duckdb.DuckDBPyConnection, target: str, tombstones: int) -> None:
+    local.execute("begin transaction")
+    local.execute("delete from audit.target_erasures where target = $target", {"target": target})
+    local.execute("insert into audit.target_erasures values ($1, $2)", [target, tombstones])
+    local.execute("commit")
 
 
 def _publish_postgres(local: duckdb.DuckDBPyConnection) -> PublishReport:
@@ -138,37 +208,43 @@ def _publish_postgres(local: duckdb.DuckDBPyConnection) -> PublishReport:
     remote = _connect_postgres()
     try:
         cursor = remote.cursor()
+        published = {}
         for table, key in PUBLISHED_TABLES.items():
             schema, name = table.split(".")
             columns = [row[0] for row in local.execute(f"describe {table}").fetchall()]
             held = _target_columns(cursor, table)
             if held is not None and held != columns:
-                # The file's table changed shape (a new version's column): copy it whole.
-                cursor.execute(f"drop table {_quoted(table)}")
-                held = None
+                raise WarehouseError(
+                    f"{table} in PostgreSQL has other columns than the landing store's "
+                    f"({', '.join(columns)}): drop it there (with cascade) and run again "
+                    "with --full-refresh"
+                )
+            wanted = _local_partitions(local, table, key)
             found = _partition_counts(cursor, table, key) if held is not None else {}
-            changed = _changed(_local_partitions(local, table, key), found)
+            changed = _changed(wanted, _recorded_partitions(local, POSTGRES, table), found)
             if not changed and held is not None:
                 continue
             cursor.execute(f"create schema if not exists {_quoted(schema)}")
+            rows = local.execute(
+                f"select * from {table} where cast({key} as varchar) in (select unnest($k))",
+                {"k": changed},
+            ).to_arrow_table()
             if held is not None:
-                keys = local.execute(
-                    "select unnest($changed) as k", {"changed": changed}
-                ).to_arrow_table()
+                keys = pyarrow.table({"k": pyarrow.array(changed, pyarrow.string())})
                 cursor.adbc_ingest("changed_keys", keys, mode="replace", temporary=True)
                 cursor.execute(
-                    f"delete from {_quoted(table)} where {key} in (select k from changed_keys)"
+                    f"delete from {_quoted(table)} "
+                    f"where cast({key} as text) in (select k from changed_keys)"
                 )
-            rows = local.execute(
-                f"select * from {table} where {key} in (select unnest($changed))",
-                {"changed": changed},
-            ).to_arrow_table()
             cursor.adbc_ingest(name, rows, mode="create_append", db_schema_name=schema)
+            published[table] = wanted
             report.partitions_replaced[table] = len(changed)
             report.rows_copied[table] = rows.num_rows
         remote.commit()
     finally:
         remote.close()
+    for table, partitions in published.items():
+        _record_partitions(local, POSTGRES, table, partitions)
     return report
 
 
@@ -233,20 +309,18 @@ def spark_environment(warehouse: Path) -> dict[str, str]:
 
 
 def _publish_spark(local: duckdb.DuckDBPyConnection, stage: Path) -> PublishReport:
-    """Each table whose partitions changed, whole, as <stage>/<schema>/<table>/data.parquet;
-    <stage>/<schema>/<table>.json records the partitions written. Timestamps are written
-    as UTC instants, which Spark reads as its timestamps."""
+    """Each table with a changed partition, whole, as <stage>/<schema>/<table>/data.parquet.
+    Timestamps are written as UTC instants, which Spark reads as its timestamps."""
     report = PublishReport()
     for table, key in PUBLISHED_TABLES.items():
         folder = stage.joinpath(*table.split("."))
-        record = folder.with_suffix(".json")
-        wanted = {str(k): n for k, n in _local_partitions(local, table, key).items()}
-        try:
-            found = json.loads(record.read_text())
-        except (OSError, ValueError):
-            found = None
-        if found is not None and folder.is_dir() and not _changed(wanted, found):
+        wanted = _local_partitions(local, table, key)
+        recorded = _recorded_partitions(local, SPARK, table)
+        changed = _changed(wanted, recorded)
+        if (folder / "data.parquet").exists() and not changed:
             continue
+        # Forgotten first: a write that dies half way is written again next time.
+        _record_partitions(local, SPARK, table, {})
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         columns = local.execute(f"describe {table}").fetchall()
@@ -256,9 +330,9 @@ def _publish_spark(local: duckdb.DuckDBPyConnection, stage: Path) -> PublishRepo
         )
         target = str(folder / "data.parquet").replace("'", "''")
         local.execute(f"copy (select {select} from {table}) to '{target}' (format parquet)")
-        record.write_text(json.dumps(wanted, sort_keys=True))
-        report.partitions_replaced[table] = len(_changed(wanted, found or {}))
-        report.rows_copied[table] = sum(wanted.values())
+        _record_partitions(local, SPARK, table, wanted)
+        report.partitions_replaced[table] = len(changed)
+        report.rows_copied[table] = sum(count for count, _ in wanted.values())
     return report
 
 

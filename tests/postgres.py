@@ -33,11 +33,11 @@ class PostgresServer:
             "SEGMENTS_PG_DATABASE": DATABASE,
         }
 
-    def connect(self):
+    def connect(self, database: str = DATABASE):
         import psycopg2
 
         return psycopg2.connect(
-            host=str(self.socket_dir), port=self.port, user=USER, dbname=DATABASE
+            host=str(self.socket_dir), port=self.port, user=USER, dbname=database
         )
 
 

@@ -23,6 +23,8 @@ import pytest
 
 from orchestration.erasure import IDENTITY_COLUMNS
 from orchestration.generator import GeneratorConfig, generate
+from orchestration.ingestion import connect, ensure_warehouse
+from orchestration.warehouses import publish
 from tests.conftest import run
 from tests.postgres import postgres_server  # noqa: F401 - a fixture
 
@@ -270,3 +272,38 @@ def test_the_whole_pipeline_on_spark_equals_duckdb(
         f"\n{rows:,} mart rows and every exported file equal; DuckDB pipeline "
         f"{duckdb_seconds:.1f} s, Spark pipeline {seconds:.1f} s (one run each)"
     )
+
+
+def test_publish_replaces_a_partition_whose_rows_changed_but_not_their_count(
+    postgres_server,  # noqa: F811 - the fixture
+    tmp_path,
+    monkeypatch,
+):
+    """A rerun export of as many users but other ones changes no count: the checksum the
+    file records of what it published catches it."""
+    admin = postgres_server.connect()
+    admin.autocommit = True
+    admin.cursor().execute("create database publish_check")
+    admin.close()
+    for name, value in postgres_server.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SEGMENTS_PG_DATABASE", "publish_check")
+    local = connect(tmp_path / "warehouse.duckdb")
+    target = postgres_server.connect(database="publish_check")
+    try:
+        ensure_warehouse(local)
+        logged = "insert into audit.export_log values ('20260301T0000Z', 's', $user, $at, $at)"
+        at = datetime(2026, 3, 1)
+        local.execute(logged, {"user": "first", "at": at})
+        publish(local, "postgres", {})
+        local.execute("delete from audit.export_log")
+        local.execute(logged, {"user": "second", "at": at})
+        report = publish(local, "postgres", {})
+        assert report.partitions_replaced == {"audit.export_log": 1}
+        assert pd.read_sql_query("select user_id from audit.export_log", target)[
+            "user_id"
+        ].tolist() == ["second"]
+        assert publish(local, "postgres", {}).partitions_replaced == {}
+    finally:
+        target.close()
+        local.close()

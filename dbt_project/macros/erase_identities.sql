@@ -1,8 +1,8 @@
 {#- Operation `dbt run-operation erase_identities`, for a target other than the DuckDB file
     (orchestration/warehouses.py): deletes from every model the target keeps between runs
     (the incremental ones; the others are rebuilt from raw tables that no longer hold the
-    person) the rows whose identity's sha256 is in audit.erased_identities. Logs counts
-    only. -#}
+    person) the rows whose identity's sha256 is in audit.erased_identities. Logs the
+    relations it checked, never an identity. -#}
 {% macro erase_identities() %}
     {%- set identity_columns = ['user_id', 'anonymous_id', 'customer_id', 'event_user_id'] -%}
     {%- set tombstones = source('audit', 'erased_identities') -%}
@@ -19,7 +19,7 @@
                 {%- for column in erasable -%}
                     {%- do conditions.append(sha256_hex(column) ~ " in (select identity_sha256 from " ~ tombstones ~ ")") -%}
                 {%- endfor -%}
-                {%- set result = run_query("delete from " ~ relation ~ " where " ~ conditions | join(" or ")) -%}
+                {%- do run_query("delete from " ~ relation ~ " where " ~ conditions | join(" or ")) -%}
                 {{ log("erase_identities: " ~ relation ~ " checked", info=true) }}
             {%- endif -%}
         {%- endif -%}

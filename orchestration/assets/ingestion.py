@@ -8,7 +8,7 @@ from orchestration.dbt_project import SegmentsDbtCli, dbt_environment, dbt_opera
 from orchestration.ingestion import connect, ingest
 from orchestration.resources import PipelineSettings, run_settings
 from orchestration.settings import utc_now
-from orchestration.warehouses import publish
+from orchestration.warehouses import erasure_pending, publish, record_erasure
 
 RAW_TABLES = ("events", "customers", "erasure_requests")
 
@@ -39,7 +39,10 @@ def landing_files(
             table: conn.execute(f"select count(*) from raw.{table}").fetchone()[0]
             for table in RAW_TABLES
         }
+        for path, error in report.files_rejected:
+            context.log.warning(f"rejected {path}: {error}")
         published = publish(conn, resolved.target, dbt_environment(resolved))
+        tombstones = erasure_pending(conn, resolved.target)
     finally:
         conn.close()
     if published.rows_copied:
@@ -47,10 +50,14 @@ def landing_files(
             f"published to {resolved.target}: "
             + ", ".join(f"{t} {n:,} rows" for t, n in published.rows_copied.items())
         )
-    if published.erased_identities_changed:
+    if tombstones:
+        # Recorded only once it ran: an erasure that failed is tried again next run.
         dbt_operation(dbt, "erase_identities", dbt_environment(resolved))
-    for path, error in report.files_rejected:
-        context.log.warning(f"rejected {path}: {error}")
+        conn = connect(resolved.warehouse)
+        try:
+            record_erasure(conn, resolved.target, tombstones)
+        finally:
+            conn.close()
 
     elapsed = round(time.monotonic() - started, 2)
     for table in RAW_TABLES:

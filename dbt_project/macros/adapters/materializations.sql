@@ -1,8 +1,6 @@
 {#- How the stateful models (the event-level models and the membership history) are kept:
     incrementally, with row-level deletes. Spark's Parquet tables have no row-level
-    delete, so there they are rebuilt on every run, unless the Spark output's file format
-    is Delta (Databricks, or delta-spark), which deletes rows: set the var
-    segments__spark_file_format to delta. -#}
+    delete, so there they are rebuilt on every run. -#}
 {% macro incremental_materialization() -%}
     {{ return(adapter.dispatch('incremental_materialization', 'behavioral_segments')()) }}
 {%- endmacro %}
@@ -12,12 +10,12 @@
 {%- endmacro %}
 
 {% macro spark__incremental_materialization() -%}
-    {{ return('incremental' if var('segments__spark_file_format', 'parquet') == 'delta' else 'table') }}
+    {{ return('table') }}
 {%- endmacro %}
 
 {#- The incremental strategy for a model that `preferred` (delete+insert or append) keeps.
-    BigQuery and Delta offer neither: merge on the same unique_key replaces rows as
-    delete+insert does, and merge with no unique_key appends. -#}
+    BigQuery offers neither: merge on the same unique_key replaces rows as delete+insert
+    does, and merge with no unique_key appends. -#}
 {% macro incremental_strategy(preferred) -%}
     {{ return(adapter.dispatch('incremental_strategy', 'behavioral_segments')(preferred)) }}
 {%- endmacro %}
@@ -28,8 +26,4 @@
 
 {% macro bigquery__incremental_strategy(preferred) -%}
     {{ return('merge') }}
-{%- endmacro %}
-
-{% macro spark__incremental_strategy(preferred) -%}
-    {{ return('append' if preferred == 'append' else 'merge') }}
 {%- endmacro %}

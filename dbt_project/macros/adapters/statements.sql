@@ -7,9 +7,25 @@
 {%- endmacro %}
 
 {% macro default__delete_matching(relation, alias, source, source_alias, condition) -%}
+    {{ no_form_for('delete_matching', 'statements.sql') }}
+{%- endmacro %}
+
+{% macro _delete_using(relation, alias, source, source_alias, condition) -%}
     delete from {{ relation }} as {{ alias }}
     using ({{ source }}) as {{ source_alias }}
     where {{ condition }}
+{%- endmacro %}
+
+{% macro duckdb__delete_matching(relation, alias, source, source_alias, condition) -%}
+    {{ _delete_using(relation, alias, source, source_alias, condition) }}
+{%- endmacro %}
+
+{% macro postgres__delete_matching(relation, alias, source, source_alias, condition) -%}
+    {{ _delete_using(relation, alias, source, source_alias, condition) }}
+{%- endmacro %}
+
+{% macro snowflake__delete_matching(relation, alias, source, source_alias, condition) -%}
+    {{ _delete_using(relation, alias, source, source_alias, condition) }}
 {%- endmacro %}
 
 {% macro bigquery__delete_matching(relation, alias, source, source_alias, condition) -%}
