@@ -43,8 +43,9 @@ class ErasureReport:
         return sum(self.rows_removed.values())
 
 
-def _quoted(schema: str, table: str) -> str:
-    return ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
+def quoted_identifier(*parts: str) -> str:
+    """schema.table (or any dotted name) quoted for SQL, whatever its characters."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
 
 
 def _collect_identities(conn: duckdb.DuckDBPyConnection, batch_id: int) -> None:
@@ -158,7 +159,7 @@ def apply_erasures(
         matches = " or ".join(
             f'"{column}" in (select identity from erased_now)' for column in columns
         )
-        removed = conn.execute(f"delete from {_quoted(schema, table)} where {matches}")
+        removed = conn.execute(f"delete from {quoted_identifier(schema, table)} where {matches}")
         report.rows_removed[f"{schema}.{table}"] = removed.fetchone()[0]
     conn.execute("drop table erased_texts")
     conn.execute("drop table erased_now")

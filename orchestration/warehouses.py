@@ -33,6 +33,8 @@ from urllib.parse import quote, quote_plus, urlencode
 import duckdb
 import pyarrow
 
+from orchestration.erasure import quoted_identifier
+
 DUCKDB = "duckdb"
 POSTGRES = "postgres"
 SPARK = "spark"
@@ -101,7 +103,7 @@ def _connect_postgres():
 
 
 def _quoted(qualified: str) -> str:
-    return ".".join('"' + part.replace('"', '""') + '"' for part in qualified.split("."))
+    return quoted_identifier(*qualified.split("."))
 
 
 def _partition_counts(cursor, table: str, key: str) -> dict:
@@ -146,7 +148,6 @@ def _local_partitions(local: duckdb.DuckDBPyConnection, table: str, key: str) ->
 
 
 def _recorded_partitions(local: duckdb.DuckDBPyConnection, target: str, table: str) -> dict:
-    local.execute(_RECORD_DDL)
     rows = local.execute(
         "select partition_key, row_count, checksum from audit.published_partitions "
         "where target = $target and table_name = $table",
@@ -203,13 +204,13 @@ def record_erasure(local: duckdb.DuckDBPyConnection, target: str, tombstones: in
     local.execute("commit")
 
 
-def _publish_postgres(local: duckdb.DuckDBPyConnection) -> PublishReport:
+def _publish_postgres(local: duckdb.DuckDBPyConnection, tables: dict[str, str]) -> PublishReport:
     report = PublishReport()
     remote = _connect_postgres()
     try:
         cursor = remote.cursor()
         published = {}
-        for table, key in PUBLISHED_TABLES.items():
+        for table, key in tables.items():
             schema, name = table.split(".")
             columns = [row[0] for row in local.execute(f"describe {table}").fetchall()]
             held = _target_columns(cursor, table)
@@ -259,15 +260,21 @@ def readable_marts(asset_paths) -> list[str]:
     )
 
 
+def _columns_cast(local: duckdb.DuckDBPyConnection, source: str, kind: str, cast_to: str) -> str:
+    """The select list of every column of `source`, those of type `kind` cast to `cast_to`:
+    how timestamps cross between the file (naive UTC) and Parquet or Spark (UTC instants)."""
+    columns = local.execute(f"describe select * from {source}").fetchall()
+    return ", ".join(
+        f"cast({quoted_identifier(name)} as {cast_to}) as {quoted_identifier(name)}"
+        if column_kind == kind
+        else quoted_identifier(name)
+        for name, column_kind, *_ in columns
+    )
+
+
 def _replace_mart(local: duckdb.DuckDBPyConnection, table: str, source: str) -> int:
     """marts.<table> from a relation DuckDB reads, timestamps naive UTC as in the file."""
-    columns = local.execute(f"describe select * from {source}").fetchall()
-    select = ", ".join(
-        f'cast("{name}" as timestamp) as "{name}"'
-        if kind == "TIMESTAMP WITH TIME ZONE"
-        else f'"{name}"'
-        for name, kind, *_ in columns
-    )
+    select = _columns_cast(local, source, "TIMESTAMP WITH TIME ZONE", "timestamp")
     local.execute(
         f"create or replace table {MARTS_SCHEMA}.{table} as select {select} from {source}"
     )
@@ -308,11 +315,13 @@ def spark_environment(warehouse: Path) -> dict[str, str]:
     return {name: os.environ.get(name) or str(path) for name, path in defaults.items()}
 
 
-def _publish_spark(local: duckdb.DuckDBPyConnection, stage: Path) -> PublishReport:
+def _publish_spark(
+    local: duckdb.DuckDBPyConnection, tables: dict[str, str], stage: Path
+) -> PublishReport:
     """Each table with a changed partition, whole, as <stage>/<schema>/<table>/data.parquet.
     Timestamps are written as UTC instants, which Spark reads as its timestamps."""
     report = PublishReport()
-    for table, key in PUBLISHED_TABLES.items():
+    for table, key in tables.items():
         folder = stage.joinpath(*table.split("."))
         wanted = _local_partitions(local, table, key)
         recorded = _recorded_partitions(local, SPARK, table)
@@ -323,11 +332,7 @@ def _publish_spark(local: duckdb.DuckDBPyConnection, stage: Path) -> PublishRepo
         _record_partitions(local, SPARK, table, {})
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-        columns = local.execute(f"describe {table}").fetchall()
-        select = ", ".join(
-            f'cast("{name}" as timestamptz) as "{name}"' if kind == "TIMESTAMP" else f'"{name}"'
-            for name, kind, *_ in columns
-        )
+        select = _columns_cast(local, table, "TIMESTAMP", "timestamptz")
         target = str(folder / "data.parquet").replace("'", "''")
         local.execute(f"copy (select {select} from {table}) to '{target}' (format parquet)")
         _record_partitions(local, SPARK, table, wanted)
@@ -347,16 +352,21 @@ def _fetch_spark(
 
 
 def publish(
-    local: duckdb.DuckDBPyConnection, target: str, environment: dict[str, str]
+    local: duckdb.DuckDBPyConnection,
+    target: str,
+    environment: dict[str, str],
+    tables: tuple[str, ...] = tuple(PUBLISHED_TABLES),
 ) -> PublishReport:
-    """Brings the target's copies of PUBLISHED_TABLES to the file's rows (see the module's
-    docstring). Nothing to do on DuckDB, where the models read the file itself.
-    `environment` is the dbt run's (orchestration.dbt_project.dbt_environment)."""
+    """Brings the target's copies of `tables` (of PUBLISHED_TABLES) to the file's rows (see
+    the module's docstring). Nothing to do on DuckDB, where the models read the file
+    itself. `environment` is the dbt run's (orchestration.dbt_project.dbt_environment)."""
+    if target == DUCKDB:
+        return PublishReport()
+    local.execute(_RECORD_DDL)
+    keyed = {table: PUBLISHED_TABLES[table] for table in tables}
     if target == POSTGRES:
-        return _publish_postgres(local)
-    if target == SPARK:
-        return _publish_spark(local, spark_stage(environment))
-    return PublishReport()
+        return _publish_postgres(local, keyed)
+    return _publish_spark(local, keyed, spark_stage(environment))
 
 
 def fetch(

@@ -123,16 +123,23 @@ def test_run_while_another_process_holds_the_warehouse_fails_with_one_line(
     assert "in use by another process" in err
 
 
-def test_dbt_failure_is_reported_with_dbt_s_own_message(tmp_path, landing):
+def one_cart_event(tmp_path, landing, **settings) -> Settings:
+    """The settings of a run over a landing of one cart event."""
     write_events(
         landing, "a.csv", [event("e1", "add_to_cart", "2026-03-01T00:00:00Z", user_id="u")]
     )
-    broken = Settings(
+    return Settings(
         landing_dir=landing,
         warehouse=tmp_path / "w.duckdb",
         exports_dir=tmp_path / "exports",
         as_of=datetime(2026, 3, 2),
-        dbt_vars={"segments__abandonment_window_hours": "not-a-number"},
+        **settings,
+    )
+
+
+def test_dbt_failure_is_reported_with_dbt_s_own_message(tmp_path, landing):
+    broken = one_cart_event(
+        tmp_path, landing, dbt_vars={"segments__abandonment_window_hours": "not-a-number"}
     )
     with pytest.raises(PipelineError) as failure:
         run_pipeline(broken)
@@ -152,15 +159,7 @@ def test_a_run_whose_dbt_steps_materialize_nothing_fails(tmp_path, landing, monk
             return iter(())
 
     monkeypatch.setattr(SegmentsDbtCli, "cli", lambda self, *args, **kwargs: Silent())
-    write_events(
-        landing, "a.csv", [event("e1", "add_to_cart", "2026-03-01T00:00:00Z", user_id="u")]
-    )
-    settings = Settings(
-        landing_dir=landing,
-        warehouse=tmp_path / "w.duckdb",
-        exports_dir=tmp_path / "exports",
-        as_of=datetime(2026, 3, 2),
-    )
+    settings = one_cart_event(tmp_path, landing)
     with pytest.raises(PipelineError, match="skipped: an asset before them was not materialized"):
         run_pipeline(settings)
     assert not (tmp_path / "exports" / "latest.json").exists()

@@ -214,7 +214,7 @@ def test_the_whole_pipeline_on_postgres_equals_duckdb(
     assert fetched == {table: built[table] for table in fetched}
     assert_marts_equal(
         warehouse,
-        lambda table: marts_of_duckdb(local)[table],
+        marts_of_duckdb(local).__getitem__,
         "the fetched",
         tables=sorted(fetched),
     )
@@ -256,7 +256,7 @@ def test_the_whole_pipeline_on_spark_equals_duckdb(
     assert set(fetched) == {table for table in built if not table.startswith("int_")}
     assert fetched == {table: built[table] for table in fetched}
     rows = assert_marts_equal(
-        warehouse, lambda table: marts_of_duckdb(local)[table], "spark", tables=sorted(fetched)
+        warehouse, marts_of_duckdb(local).__getitem__, "spark", tables=sorted(fetched)
     )
     assert exported_files(local.parent / "exports") == exported_files(warehouse.parent / "exports")
     # What Spark read: the stage's raw tables hold no erased person.

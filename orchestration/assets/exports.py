@@ -45,7 +45,7 @@ def audience_files(context: dg.AssetExecutionContext, settings: PipelineSettings
         except OSError as error:
             raise unwritable(resolved.exports_dir, error) from error
         # The measurement models, next, read the export log in the target.
-        publish(conn, resolved.target, dbt_environment(resolved))
+        publish(conn, resolved.target, dbt_environment(resolved), tables=("audit.export_log",))
         stats = _segment_stats(conn, resolved.as_of)
         mart_rows = {
             table: conn.execute(f"select count(*) from marts.{table}").fetchone()[0]
