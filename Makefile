@@ -23,9 +23,10 @@ install:
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	@$(UV) sync --frozen --quiet --compile-bytecode
 
+# The generator has finished writing when the run starts: no settle time to wait out.
 run: install
 	$(SEGMENTS) generate --out $(DATA)/landing --users $(DEMO_USERS) --days $(DEMO_DAYS) --seed $(DEMO_SEED)
-	$(SEGMENTS) run --landing $(DATA)/landing --warehouse $(DATA)/warehouse.duckdb \
+	SEGMENTS_LANDING_SETTLE_SECONDS=0 $(SEGMENTS) run --landing $(DATA)/landing --warehouse $(DATA)/warehouse.duckdb \
 		--exports $(DATA)/exports --as-of $(DEMO_AS_OF) --daily-from $(DEMO_DAILY_FROM)
 
 test: install

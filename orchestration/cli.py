@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 import warnings
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -92,7 +93,17 @@ def _parser() -> argparse.ArgumentParser:
         "the demo's history)",
     )
     run.add_argument(
-        "--full-refresh", action="store_true", help="rebuild incremental models from scratch"
+        "--full-refresh",
+        action="store_true",
+        help="rebuild every model that events determine from scratch; the membership "
+        "history and the export log are kept",
+    )
+    run.add_argument(
+        "--rebuild-history",
+        action="store_true",
+        help="a full refresh that also discards marts.segment_membership_history: every "
+        "current member enters at as_of, so entered_at, added/removed files and cooldowns "
+        "start over (the export log is kept)",
     )
     run.add_argument(
         "--wait",
@@ -144,7 +155,8 @@ def _run(args: argparse.Namespace) -> int:
             exports_dir=args.exports,
             target=args.target,
             as_of=args.as_of,
-            full_refresh=args.full_refresh or None,
+            full_refresh=args.full_refresh or args.rebuild_history or None,
+            rebuild_history=args.rebuild_history or None,
         )
         .resolved()
     )
@@ -163,12 +175,17 @@ def _run(args: argparse.Namespace) -> int:
     # Imported here: Dagster and dbt take seconds to load, the check above none.
     from orchestration.pipeline import format_summary, run_pipeline
 
+    if settings.rebuild_history:
+        print(_history_rebuild_warning(settings), file=sys.stderr, flush=True)
     run_record.forget(settings)
     log_level = "INFO" if args.verbose else "CRITICAL"
     earlier = daily_instants(args.daily_from, settings.as_of) if args.daily_from else []
     for number, instant in enumerate(earlier, start=1):
-        day = settings.with_overrides(
-            as_of=instant, full_refresh=settings.full_refresh and number == 1
+        day = replace(
+            settings,
+            as_of=instant,
+            full_refresh=settings.full_refresh and number == 1,
+            rebuild_history=settings.rebuild_history and number == 1,
         )
         print(f"segments run [{number}/{len(earlier) + 1}]: as_of {day.as_of_text} UTC", flush=True)
         summary = run_pipeline(day, log_level=log_level, wait_seconds=args.wait)
@@ -178,16 +195,44 @@ def _run(args: argparse.Namespace) -> int:
             flush=True,
         )
     if earlier:
-        settings = settings.with_overrides(full_refresh=False)
+        settings = replace(settings, full_refresh=False, rebuild_history=False)
         print(f"segments run [{len(earlier) + 1}/{len(earlier) + 1}]: ", end="")
     else:
         print("segments run: ", end="")
     print(f"landing {settings.landing_dir}, as_of {settings.as_of_text} UTC", flush=True)
     summary = run_pipeline(settings, log_level=log_level, wait_seconds=args.wait)
     text = format_summary(summary, settings)
-    run_record.record(settings, summary.export_folder, text)
+    if not summary.files_waiting:
+        # A file still being written is read by a later run, which must not be answered
+        # from this record (the landing zone looks unchanged to it).
+        run_record.record(settings, summary.export_folder, text)
     print(text)
     return 0
+
+
+def _history_rebuild_warning(settings: Settings) -> str:
+    """What --rebuild-history discards, with the number of recorded stays when the
+    DuckDB file holds them."""
+    stays = "every recorded stay"
+    if settings.target == "duckdb" and settings.warehouse.exists():
+        import duckdb
+
+        try:
+            conn = duckdb.connect(str(settings.warehouse), read_only=True)
+            try:
+                count = conn.execute(
+                    "select count(*) from marts.segment_membership_history"
+                ).fetchone()[0]
+            finally:
+                conn.close()
+            stays = f"the {count:,} recorded stays"
+        except duckdb.Error:
+            pass
+    return (
+        f"segments run: --rebuild-history discards {stays} of "
+        "marts.segment_membership_history; current members enter at "
+        f"{settings.as_of_text} UTC (the export log is kept)"
+    )
 
 
 def daily_instants(first_day: date, as_of: datetime) -> list[datetime]:

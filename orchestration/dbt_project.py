@@ -83,6 +83,7 @@ def segment_specs(manifest: dict) -> list[SegmentSpec]:
 
 
 AS_OF_VAR = "segments__as_of"
+REBUILD_HISTORY_VAR = "segments__rebuild_history"
 
 
 def dbt_vars(settings: Settings) -> dict[str, object]:
@@ -95,14 +96,17 @@ def dbt_build_args(
     settings: Settings, partition_window: tuple[datetime, datetime] | None = None
 ) -> list[str]:
     """`dbt build` with the run's vars; a partition window [start, end) makes the
-    event-level models reprocess the events that occurred in it."""
+    event-level models reprocess the events that occurred in it. A full refresh keeps
+    the membership history unless the history is to be rebuilt too."""
     variables = dbt_vars(settings)
     if partition_window is not None:
         start, end = partition_window
         variables["segments__partition_start"] = start.strftime("%Y-%m-%d %H:%M:%S")
         variables["segments__partition_end"] = end.strftime("%Y-%m-%d %H:%M:%S")
+    if settings.rebuild_history:
+        variables[REBUILD_HISTORY_VAR] = True
     args = ["build", "--vars", json.dumps(variables, sort_keys=True)]
-    if settings.full_refresh:
+    if settings.full_refresh or settings.rebuild_history:
         args.append("--full-refresh")
     return args
 

@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -74,6 +75,17 @@ _LINE_SEPARATOR = "chr(30)"
 MAX_LINE_BYTES = 64 * 1024 * 1024
 # DuckDB evaluates both sides of AND, and json_type fails on invalid JSON: guard it in a CASE.
 _IS_JSON_OBJECT = "coalesce(case when json_valid(line) then json_type(line) = 'OBJECT' end, false)"
+
+# A landing file is read only once it is complete. Producers that write in place are given
+# this long (seconds, SEGMENTS_LANDING_SETTLE_SECONDS) without a change to the file before
+# it is read; producers that write under a temporary name and rename are read at once.
+SETTLE_VARIABLE = "SEGMENTS_LANDING_SETTLE_SECONDS"
+DEFAULT_SETTLE_SECONDS = 60.0
+# Names of files (or folders) still being written or not meant to be read: uploads and
+# downloads in progress, hidden files, and the _SUCCESS markers and _temporary folders of
+# Spark and Hadoop writers.
+_IN_PROGRESS_SUFFIXES = (".tmp", ".part", ".crdownload")
+_NEVER_READ_PREFIXES = (".", "_")
 
 QUARANTINE_REASONS = (
     "malformed_row",
@@ -150,11 +162,21 @@ class LandedFile:
         return (str(self.path), self.sha256)
 
 
+@dataclass(frozen=True)
+class WaitingFile:
+    """A landing file changed less than the settle time ago: read by a later run."""
+
+    path: Path
+    entity: str
+    seconds_since_change: float
+
+
 @dataclass
 class IngestionReport:
     batch_id: int
     files_ingested: int = 0
     files_skipped: int = 0
+    files_waiting: list[str] = field(default_factory=list)
     files_rejected: list[tuple[str, str]] = field(default_factory=list)
     rows_landed: int = 0
     rows_accepted: int = 0
@@ -259,9 +281,36 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def discover(landing_dir: Path) -> Iterator[LandedFile | tuple[Path, str, str]]:
-    """Every file under landing/<entity>/, in a stable order. Yields a LandedFile, or
-    (path, entity, error) for a file that cannot even be hashed."""
+def settle_seconds() -> float:
+    """How long a landing file must stay unchanged before it is read."""
+    text = os.environ.get(SETTLE_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_SETTLE_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):
+        raise SettingsError(f"{SETTLE_VARIABLE}={text!r} is not a number of seconds (0 or more)")
+    return seconds
+
+
+def never_read(relative: Path) -> bool:
+    """A name that marks a file as incomplete or not data: a part of its path starts with
+    `.` or `_`, or its name ends in .tmp, .part or .crdownload."""
+    return any(part.startswith(_NEVER_READ_PREFIXES) for part in relative.parts) or (
+        relative.name.lower().endswith(_IN_PROGRESS_SUFFIXES)
+    )
+
+
+def discover(
+    landing_dir: Path, settle: float | None = None
+) -> Iterator[LandedFile | WaitingFile | tuple[Path, str, str]]:
+    """Every complete file under landing/<entity>/, in a stable order. Yields a
+    LandedFile; a WaitingFile for one changed within the last `settle` seconds (default:
+    settle_seconds()), which is not hashed; or (path, entity, error) for a file that
+    cannot even be hashed."""
+    settle = settle_seconds() if settle is None else settle
     root = landing_dir.resolve()
     for entity in ENTITIES:
         folder = landing_dir / entity
@@ -270,12 +319,17 @@ def discover(landing_dir: Path) -> Iterator[LandedFile | tuple[Path, str, str]]:
                 yield (folder, entity, f"{entity} should be a folder of files, not a file")
             continue
         for path in sorted(p for p in folder.rglob("*") if not p.is_dir()):
-            if any(part.startswith(".") for part in path.relative_to(folder).parts):
-                continue  # hidden files: editors' swap files, partial uploads
+            if never_read(path.relative_to(folder)):
+                continue
             file_format, gzipped = _file_format(path.name)
             try:
                 if not path.resolve().is_relative_to(root):
                     raise PermissionError("links outside the landing zone are not read")
+                if settle > 0:
+                    age = time.time() - path.stat().st_mtime
+                    if age < settle:
+                        yield WaitingFile(path, entity, max(age, 0.0))
+                        continue
                 yield LandedFile(path, entity, file_format, gzipped, _sha256(path))
             except OSError as error:
                 yield (path, entity, _first_line(error))
@@ -881,8 +935,9 @@ def already_ingested(conn: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
     return {(path, sha) for path, sha in rows}
 
 
-def pending_files(landing_dir: Path, warehouse: Path) -> list[LandedFile]:
-    """Files under the landing zone not yet ingested (for sensors and dry runs)."""
+def pending_files(landing_dir: Path, warehouse: Path) -> list[LandedFile | WaitingFile]:
+    """Files under the landing zone not yet ingested (for sensors and dry runs): complete
+    ones, and those still within the settle time."""
     seen: set[tuple[str, str]] = set()
     if warehouse.exists():
         conn = connect(warehouse, read_only=True)
@@ -894,7 +949,12 @@ def pending_files(landing_dir: Path, warehouse: Path) -> list[LandedFile]:
                 seen = already_ingested(conn)
         finally:
             conn.close()
-    return [f for f in discover(landing_dir) if isinstance(f, LandedFile) and f.key not in seen]
+    return [
+        found
+        for found in discover(landing_dir)
+        if isinstance(found, WaitingFile)
+        or (isinstance(found, LandedFile) and found.key not in seen)
+    ]
 
 
 def ingest(
@@ -915,6 +975,13 @@ def ingest(
     new_files: list[tuple[int, LandedFile]] = []
     rejected: list[tuple[Path, str, str, str]] = []
     for found in discover(landing_dir):
+        if isinstance(found, WaitingFile):
+            report.files_waiting.append(str(found.path))
+            progress(
+                f"waiting for {found.path.name}: changed {found.seconds_since_change:.0f} s "
+                f"ago, read once unchanged for {settle_seconds():.0f} s"
+            )
+            continue
         if isinstance(found, tuple):
             path, entity, error = found
             rejected.append((path, entity, "", error))

@@ -26,6 +26,7 @@ class RunSummary:
     events_quarantined_this_run: int = 0
     events_duplicate_this_run: int = 0
     files_rejected_this_run: int = 0
+    files_waiting: int = 0
     erasure_requests_this_run: int = 0
     rows_erased_this_run: int = 0
     mart_rows: dict[str, int] = field(default_factory=dict)
@@ -128,6 +129,7 @@ def summarize(settings: Settings, result: dg.ExecuteInProcessResult, elapsed: fl
     summary.events_quarantined_this_run = int(ingested.get("rows_quarantined", 0))
     summary.events_duplicate_this_run = int(ingested.get("rows_duplicate", 0))
     summary.files_rejected_this_run = int(ingested.get("files_rejected", 0))
+    summary.files_waiting = len(ingested.get("files_waiting") or [])
     erased = metadata.get(("raw", "erasure_requests"), {})
     summary.erasure_requests_this_run = int(erased.get("rows_accepted_this_run", 0))
     summary.rows_erased_this_run = int(erased.get("rows_erased", 0))
@@ -145,7 +147,12 @@ def format_summary(summary: RunSummary, settings: Settings) -> str:
         f"events this run: {summary.events_accepted_this_run:,} accepted, "
         f"{summary.events_quarantined_this_run:,} quarantined, "
         f"{summary.events_duplicate_this_run:,} duplicates, "
-        f"{summary.files_rejected_this_run:,} files rejected",
+        f"{summary.files_rejected_this_run:,} files rejected"
+        + (
+            f", {summary.files_waiting:,} files still being written (read by a later run)"
+            if summary.files_waiting
+            else ""
+        ),
         f"erasure requests this run: {summary.erasure_requests_this_run:,}, "
         f"{summary.rows_erased_this_run:,} rows erased from the warehouse",
         f"users: {summary.users:,}   abandoned carts: {summary.abandoned_carts:,}",

@@ -22,6 +22,7 @@ class PipelineSettings(dg.ConfigurableResource):
     target: str = "duckdb"
     as_of: str = ""
     full_refresh: bool = False
+    rebuild_history: bool = False
     dbt_vars_json: str = "{}"
 
     @classmethod
@@ -33,6 +34,7 @@ class PipelineSettings(dg.ConfigurableResource):
             target=settings.target,
             as_of=settings.as_of.isoformat() if settings.as_of else "",
             full_refresh=settings.full_refresh,
+            rebuild_history=settings.rebuild_history,
             dbt_vars_json=json.dumps(settings.dbt_vars, sort_keys=True),
         )
 
@@ -44,12 +46,14 @@ class PipelineSettings(dg.ConfigurableResource):
             target=self.target,
             as_of=parse_as_of(self.as_of) if self.as_of else None,
             full_refresh=self.full_refresh,
+            rebuild_history=self.rebuild_history,
             dbt_vars=json.loads(self.dbt_vars_json),
         )
 
 
 AS_OF_TAG = "segments/as_of"
 FULL_REFRESH_TAG = "segments/full_refresh"
+REBUILD_HISTORY_TAG = "segments/rebuild_history"
 
 
 def run_settings(context, settings: PipelineSettings) -> Settings:
@@ -68,6 +72,8 @@ def run_settings(context, settings: PipelineSettings) -> Settings:
         )
     if tags.get(FULL_REFRESH_TAG) == "true":
         resolved = resolved.with_overrides(full_refresh=True)
+    if tags.get(REBUILD_HISTORY_TAG) == "true":
+        resolved = resolved.with_overrides(full_refresh=True, rebuild_history=True)
     return resolved.resolved()
 
 

@@ -77,7 +77,7 @@ def record(settings: Settings, export_folder: str, summary_text: str) -> None:
 
 def unchanged_since_last_run(settings: Settings) -> str | None:
     """The last run's summary when nothing it depended on has changed since, else None."""
-    if settings.full_refresh or settings.target != "duckdb":
+    if settings.full_refresh or settings.rebuild_history or settings.target != "duckdb":
         # Another warehouse can change without the file knowing: always run.
         return None
     try:

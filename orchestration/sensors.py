@@ -4,7 +4,7 @@ import hashlib
 
 import dagster as dg
 
-from orchestration.ingestion import WarehouseBusyError, pending_files
+from orchestration.ingestion import LandedFile, WarehouseBusyError, pending_files
 from orchestration.jobs import pipeline_job
 from orchestration.resources import PipelineSettings
 
@@ -21,8 +21,15 @@ def new_landing_files(context: dg.SensorEvaluationContext, settings: PipelineSet
         pending = pending_files(resolved.landing_dir, resolved.warehouse)
     except (WarehouseBusyError, OSError) as error:
         return dg.SkipReason(f"cannot read the ingestion ledger now: {error}")
-    if not pending:
-        return dg.SkipReason("no new landing files")
+    complete = [found for found in pending if isinstance(found, LandedFile)]
+    waiting = len(pending) - len(complete)
+    if not complete:
+        return dg.SkipReason(
+            f"{waiting} landing files still being written (changed within the settle time)"
+            if waiting
+            else "no new landing files"
+        )
+    pending = complete
     keys = sorted(f"{landed.path}:{landed.sha256}" for landed in pending)
     # The same set of new files never starts two runs.
     run_key = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]

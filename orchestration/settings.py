@@ -43,6 +43,8 @@ class Settings:
     target: str = "duckdb"
     as_of: datetime | None = None
     full_refresh: bool = False
+    # A full refresh that rebuilds the membership history too (`--rebuild-history`).
+    rebuild_history: bool = False
     dbt_vars: dict[str, object] = field(default_factory=dict)
 
     @classmethod

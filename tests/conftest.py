@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -14,9 +15,13 @@ import duckdb
 import pandas as pd
 import pytest
 
-from orchestration.ingestion import ENTITY_COLUMNS
+from orchestration.ingestion import ENTITY_COLUMNS, SETTLE_VARIABLE
 from orchestration.pipeline import run_pipeline
 from orchestration.settings import PROJECT_ROOT, Settings
+
+# Every test writes its landing files whole before it runs the pipeline (commands it starts
+# inherit this too); tests of the settle time set their own.
+os.environ[SETTLE_VARIABLE] = "0"
 
 AS_OF = datetime(2026, 3, 1)
 EVENT_COLUMNS = ENTITY_COLUMNS["events"]

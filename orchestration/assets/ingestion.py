@@ -73,6 +73,7 @@ def landing_files(
                 files_ingested=report.files_ingested,
                 files_skipped=report.files_skipped,
                 files_rejected=len(report.files_rejected),
+                files_waiting=dg.MetadataValue.json(report.files_waiting),
                 rows_landed=report.rows_landed,
                 rows_quarantined=report.rows_quarantined,
                 rows_duplicate=report.rows_duplicate,

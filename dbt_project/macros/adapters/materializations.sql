@@ -27,3 +27,12 @@
 {% macro bigquery__incremental_strategy(preferred) -%}
     {{ return('merge') }}
 {%- endmacro %}
+
+{#- The full_refresh config of a stateful model, one whose rows events cannot give back
+    (the membership history: who was told what, and when). `--full-refresh` rebuilds
+    every model that events determine and keeps these: false here overrides the flag.
+    Only `segments run --rebuild-history` sets segments__rebuild_history, and then the
+    flag decides. -#}
+{% macro stateful_full_refresh() -%}
+    {{ return(none if var('segments__rebuild_history', false) else false) }}
+{%- endmacro %}

@@ -4,6 +4,7 @@
         incremental_strategy=incremental_strategy('delete+insert'),
         unique_key=['segment', 'user_id', 'valid_from'],
         on_schema_change='append_new_columns',
+        full_refresh=stateful_full_refresh(),
     )
 }}
 
@@ -11,7 +12,9 @@
     with the open stays: new members open a stay (valid_from = as_of), departed members
     close theirs (valid_to = as_of). A user who leaves and comes back gets a new row.
     History only moves forward: a run as of an instant before the last one recorded (a
-    backfill) records nothing here; segment_memberships still answers as of that instant. -#}
+    backfill) records nothing here; segment_memberships still answers as of that instant.
+    Events cannot give these rows back, so `--full-refresh` keeps them (see
+    stateful_full_refresh). -#}
 
 {%- set history_is_ahead = false -%}
 {%- if execute and is_incremental() -%}
