@@ -260,21 +260,36 @@ def readable_marts(asset_paths) -> list[str]:
     )
 
 
-def _columns_cast(local: duckdb.DuckDBPyConnection, source: str, kind: str, cast_to: str) -> str:
-    """The select list of every column of `source`, those of type `kind` cast to `cast_to`:
-    how timestamps cross between the file (naive UTC) and Parquet or Spark (UTC instants)."""
+def _columns_cast(
+    local: duckdb.DuckDBPyConnection,
+    source: str,
+    kind: str,
+    cast_to: str,
+    by_name: dict[str, str] | None = None,
+) -> str:
+    """The select list of every column of `source`, those of type `kind` cast to `cast_to`
+    (how timestamps cross between the file, naive UTC, and Parquet or Spark, UTC
+    instants) and those named in `by_name` to the type given there."""
+    by_name = by_name or {}
     columns = local.execute(f"describe select * from {source}").fetchall()
-    return ", ".join(
-        f"cast({quoted_identifier(name)} as {cast_to}) as {quoted_identifier(name)}"
-        if column_kind == kind
-        else quoted_identifier(name)
-        for name, column_kind, *_ in columns
-    )
+
+    def column(name: str, column_kind: str) -> str:
+        to = by_name.get(name) or (cast_to if column_kind == kind else None)
+        quoted = quoted_identifier(name)
+        return f"cast({quoted} as {to}) as {quoted}" if to else quoted
+
+    return ", ".join(column(name, column_kind) for name, column_kind, *_ in columns)
 
 
-def _replace_mart(local: duckdb.DuckDBPyConnection, table: str, source: str) -> int:
-    """marts.<table> from a relation DuckDB reads, timestamps naive UTC as in the file."""
-    select = _columns_cast(local, source, "TIMESTAMP WITH TIME ZONE", "timestamp")
+def _replace_mart(
+    local: duckdb.DuckDBPyConnection,
+    table: str,
+    source: str,
+    types: dict[str, str] | None = None,
+) -> int:
+    """marts.<table> from a relation DuckDB reads, timestamps naive UTC as in the file and
+    the columns in `types` cast to theirs."""
+    select = _columns_cast(local, source, "TIMESTAMP WITH TIME ZONE", "timestamp", types)
     local.execute(
         f"create or replace table {MARTS_SCHEMA}.{table} as select {select} from {source}"
     )
@@ -290,9 +305,20 @@ def _fetch_postgres(local: duckdb.DuckDBPyConnection, tables: list[str]) -> dict
     try:
         cursor = remote.cursor()
         for table in tables:
+            # ADBC reads NUMERIC as text: money comes back as the decimal it was built as.
+            cursor.execute(
+                "select column_name, numeric_precision, numeric_scale "
+                "from information_schema.columns where table_schema = $1 and table_name = $2 "
+                "and data_type = 'numeric' and numeric_precision is not null",
+                (MARTS_SCHEMA, table),
+            )
+            decimals = {
+                name: f"decimal({precision}, {scale})"
+                for name, precision, scale in cursor.fetchall()
+            }
             cursor.execute(f"select * from {_quoted(f'{MARTS_SCHEMA}.{table}')}")
             local.register("fetched_rows", cursor.fetch_arrow_table())
-            copied[table] = _replace_mart(local, table, "fetched_rows")
+            copied[table] = _replace_mart(local, table, "fetched_rows", decimals)
             local.unregister("fetched_rows")
     finally:
         remote.close()

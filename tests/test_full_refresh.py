@@ -1,6 +1,7 @@
 """`--full-refresh` rebuilds what events determine and keeps what they cannot: after four
 daily runs, a full refresh (with and without --force) leaves the membership history,
-today's memberships with their entered_at and the export's files exactly as they were.
+today's memberships with their entered_at, every other mart (to the last digit) and the
+export's files exactly as they were.
 Only `--rebuild-history` discards the history, and says so. Whole runs (seven): marked
 `reliability`, run by `make reliability`."""
 
@@ -31,15 +32,24 @@ def segments_run(base: Path, landing: Path, as_of: str, *flags: str) -> None:
 
 
 def state(base: Path) -> dict[str, list[tuple]]:
+    """Every mart and the export log, row for row and digit for digit."""
     conn = duckdb.connect(str(base / "warehouse.duckdb"), read_only=True)
     try:
+        marts = [
+            name
+            for (name,) in conn.execute(
+                "select table_name from information_schema.tables "
+                "where table_schema = 'marts' order by 1"
+            ).fetchall()
+        ]
+        tables = {
+            name: conn.execute(f"select * from marts.{name} order by all").fetchall()
+            for name in marts
+        }
         return {
-            "history": conn.execute(
-                "select * from marts.segment_membership_history order by all"
-            ).fetchall(),
-            "memberships": conn.execute(
-                "select * from marts.segment_memberships order by all"
-            ).fetchall(),
+            **tables,
+            "history": tables["segment_membership_history"],
+            "memberships": tables["segment_memberships"],
             "export_log": conn.execute("select * from audit.export_log order by all").fetchall(),
         }
     finally:

@@ -123,14 +123,16 @@ def compile_models(project: Path, target: str, target_path: Path, incremental: b
 
 
 def _called(sql: str, dialect: str) -> set[str]:
-    """The names the SQL calls as functions."""
+    """The names the SQL calls as functions; not a type's parameters in a cast, as in
+    `cast(x as numeric(18, 4))`."""
     tokens = sqlglot.tokenize(sql, read=dialect)
     return {
         name.text.lower()
-        for name, after in zip(tokens, tokens[1:], strict=False)
+        for before, name, after in zip([None, *tokens], tokens, tokens[1:], strict=False)
         if after.token_type == TokenType.L_PAREN
         and name.text.isidentifier()
         and name.text.lower() not in _SYNTAX
+        and not (before is not None and before.token_type == TokenType.ALIAS)
     }
 
 

@@ -4,7 +4,7 @@
     count(*) as abandoned_carts,
     cast(sum(case when is_recovered then 1 else 0 end) as {{ dbt.type_bigint() }}) as recovered_carts,
     {{ median_of('hours_to_recovery') }} as median_hours_to_recovery,
-    sum(recovered_revenue) as recovered_revenue,
+    cast(sum(recovered_revenue) as {{ type_money() }}) as recovered_revenue,
     cast(sum(case when campaign_group = 'treated' then 1 else 0 end) as {{ dbt.type_bigint() }}) as treated_carts,
     cast(sum(case when campaign_group = 'treated' and is_recovered then 1 else 0 end) as {{ dbt.type_bigint() }}) as treated_recovered,
     cast(sum(case when campaign_group = 'holdout' then 1 else 0 end) as {{ dbt.type_bigint() }}) as holdout_carts,

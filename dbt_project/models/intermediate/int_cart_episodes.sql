@@ -79,10 +79,10 @@ final as (
         min(occurred_at) as cart_started_at,
         max(occurred_at) as last_cart_event_at,
         count(*) as cart_events,
-        coalesce(
+        cast(coalesce(
             sum(case when event_type = 'add_to_cart' then price * coalesce(quantity, 1) end),
             0
-        ) as cart_value,
+        ) as {{ type_money() }}) as cart_value,
         max(is_converted_here) = 1 as is_converted
     from numbered
     group by user_id, episode_number

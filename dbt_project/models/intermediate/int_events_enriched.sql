@@ -131,7 +131,7 @@ final as (
         -- What a purchase event brought in: its revenue, else price x quantity.
         case
             when event_type = 'purchase'
-                then coalesce(revenue, price * coalesce(quantity, 1), 0)
+                then cast(coalesce(revenue, price * coalesce(quantity, 1), 0) as {{ type_money() }})
         end as purchase_amount,
         event_type in ('add_to_cart', 'checkout_started') as is_cart_event,
         ingested_at,

@@ -8,7 +8,7 @@ purchase_days as (
     select
         user_id,
         cast(occurred_at as date) as purchase_day,
-        sum(purchase_amount) as day_revenue
+        cast(sum(purchase_amount) as {{ type_money() }}) as day_revenue
     from {{ ref('int_events_stitched') }}
     where event_type = 'purchase'
     group by user_id, cast(occurred_at as date)
@@ -32,9 +32,10 @@ summary as (
         {{ dbt.datediff('min(purchase_day)', 'max(purchase_day)', 'day') }} as recency,
         {{ dbt.datediff('min(purchase_day)', 'cast(' ~ as_of() ~ ' as date)', 'day') }} as t,
         -- The mean day's revenue over repeat purchase days; 0 without repeat purchases.
-        coalesce(
+        -- The mean of exact day totals, rounded to 6 decimals: the same digits every run.
+        cast(coalesce(
             avg(case when purchase_day > first_purchase_day then day_revenue end), 0
-        ) as monetary_value
+        ) as {{ type_money(6) }}) as monetary_value
     from ranked_days
     group by user_id
 

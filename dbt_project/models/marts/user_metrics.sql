@@ -77,7 +77,7 @@ recent_purchases as (
     select
         user_id,
         count(distinct order_key) as purchases_30d,
-        sum(purchase_amount) as revenue_30d
+        cast(sum(purchase_amount) as {{ type_money() }}) as revenue_30d
     from {{ ref('int_events_stitched') }}
     where event_type = 'purchase'
         and {{ in_window('occurred_at', month_days, 'day') }}
@@ -127,7 +127,7 @@ final as (
         event_metrics.add_to_cart_7d,
         coalesce(recent_abandonments.cart_abandonments_7d, 0) as cart_abandonments_7d,
         coalesce(recent_purchases.purchases_30d, 0) as purchases_30d,
-        coalesce(recent_purchases.revenue_30d, 0) as revenue_30d,
+        coalesce(recent_purchases.revenue_30d, cast(0 as {{ type_money() }})) as revenue_30d,
         coalesce(recent_sessions.sessions_24h, 0) as sessions_24h
     from event_metrics
     left join recent_purchases on event_metrics.user_id = recent_purchases.user_id

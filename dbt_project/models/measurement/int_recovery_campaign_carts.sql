@@ -30,7 +30,7 @@ carts as (
 recovering_orders as (
 
     -- What the purchase that recovered a cart brought in.
-    select carts.user_id, carts.abandoned_at, sum(purchases.purchase_amount) as revenue
+    select carts.user_id, carts.abandoned_at, cast(sum(purchases.purchase_amount) as {{ type_money() }}) as revenue
     from carts
     inner join {{ ref('int_events_stitched') }} as purchases
         on purchases.user_id = carts.user_id
@@ -52,7 +52,7 @@ measured as (
         -- A double, not a decimal: Spark reads 3600.0 as a decimal and keeps 6 places.
         cast({{ dbt.datediff('carts.abandoned_at', 'carts.recovered_at', 'second') }}
             as {{ type_double() }}) / 3600 as hours_to_recovery,
-        coalesce(recovering_orders.revenue, 0) as recovered_revenue
+        coalesce(recovering_orders.revenue, cast(0 as {{ type_money() }})) as recovered_revenue
     from carts
     left join recovering_orders
         on carts.user_id = recovering_orders.user_id

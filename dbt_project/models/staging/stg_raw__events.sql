@@ -19,8 +19,9 @@ renamed as (
         session_id,
         product_id,
         category,
-        price,
-        revenue,
+        -- Money is exact from here on (macros/adapters/types.sql).
+        cast(price as {{ type_money() }}) as price,
+        cast(revenue as {{ type_money() }}) as revenue,
         quantity,
         order_id,
         duration_seconds,
