@@ -28,9 +28,17 @@ def test_build_args_pass_overrides_as_vars_and_as_of_in_the_environment():
     assert "--full-refresh" not in args
 
 
-def test_build_args_full_refresh():
+def test_build_args_full_refresh_keeps_the_history():
     settings = Settings(as_of=datetime(2026, 3, 1), full_refresh=True)
-    assert dbt_build_args(settings)[-1] == "--full-refresh"
+    args = dbt_build_args(settings)
+    assert args[-1] == "--full-refresh"
+    assert "segments__rebuild_history" not in json.loads(args[2])
+
+
+def test_build_args_rebuild_history_is_a_full_refresh_that_lifts_the_guard():
+    args = dbt_build_args(Settings(as_of=datetime(2026, 3, 1), rebuild_history=True))
+    assert json.loads(args[2]) == {"segments__rebuild_history": True}
+    assert args[-1] == "--full-refresh"
 
 
 @pytest.mark.parametrize(
