@@ -73,6 +73,10 @@ _LINE_SEPARATOR = "chr(30)"
 # The longest line a CSV or JSON Lines file may have (DuckDB's default is 2 MB): a row
 # with a large properties object is still a row. A longer line rejects its file.
 MAX_LINE_BYTES = 64 * 1024 * 1024
+# The largest amount (price, revenue, price x quantity) a row may carry: money is
+# numeric(28, 4) in the models, and this leaves ten digits for sums. A larger one is an
+# invalid_number.
+MAX_AMOUNT = 10**14
 # DuckDB evaluates both sides of AND, and json_type fails on invalid JSON: guard it in a CASE.
 _IS_JSON_OBJECT = "coalesce(case when json_valid(line) then json_type(line) = 'OBJECT' end, false)"
 
@@ -540,8 +544,11 @@ _CLASSIFY_SQL = {
                 when event_type is null then 'missing_event_type'
                 when occurred_at_utc is null then 'unparseable_timestamp'
                 when user_id is null and anonymous_id is null then 'missing_identity'
-                when (price is not null and not coalesce(isfinite(price_value), false))
-                  or (revenue is not null and not coalesce(isfinite(revenue_value), false))
+                when (price is not null and not coalesce(
+                        isfinite(price_value) and price_value < {MAX_AMOUNT}, false))
+                  or (revenue is not null and not coalesce(
+                        isfinite(revenue_value) and revenue_value < {MAX_AMOUNT}, false))
+                  or coalesce(price_value * quantity_value >= {MAX_AMOUNT}, false)
                   or (quantity is not null and not coalesce(
                         isfinite(quantity_value) and quantity_value = floor(quantity_value)
                         and try_cast(quantity_value as bigint) is not null, false))

@@ -124,7 +124,7 @@ def compile_models(project: Path, target: str, target_path: Path, incremental: b
 
 def _called(sql: str, dialect: str) -> set[str]:
     """The names the SQL calls as functions; not a type's parameters in a cast, as in
-    `cast(x as numeric(18, 4))`."""
+    `cast(x as numeric(28, 4))`."""
     tokens = sqlglot.tokenize(sql, read=dialect)
     return {
         name.text.lower()

@@ -19,13 +19,14 @@
 
 {#- Money: an exact decimal, so sums do not depend on the order a parallel engine adds in
     and reruns are bit-identical. Amounts (prices, revenue, their sums) keep 4 decimals,
-    cents and the sub-cent prices some currencies and fuel have; means keep 6. NUMERIC(p,
-    s) is the standard name on every warehouse here (on BigQuery a parameterized NUMERIC,
-    on Spark an alias of DECIMAL). -#}
+    cents and the sub-cent prices some currencies and fuel have; means keep 6. 28 digits
+    hold any sum of landed amounts (ingestion quarantines one of 10^14 or more); BigQuery
+    allows at most 29 digits before the point. NUMERIC(p, s) is the standard name on every
+    warehouse here (on BigQuery a parameterized NUMERIC, on Spark an alias of DECIMAL). -#}
 {% macro type_money(scale=4) -%}
     {{ return(adapter.dispatch('type_money', 'behavioral_segments')(scale)) }}
 {%- endmacro %}
 
 {% macro default__type_money(scale) -%}
-    numeric(18, {{ scale }})
+    numeric(28, {{ scale }})
 {%- endmacro %}
