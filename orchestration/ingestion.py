@@ -981,12 +981,13 @@ def ingest(
 
     new_files: list[tuple[int, LandedFile]] = []
     rejected: list[tuple[Path, str, str, str]] = []
-    for found in discover(landing_dir):
+    settle = settle_seconds()
+    for found in discover(landing_dir, settle):
         if isinstance(found, WaitingFile):
             report.files_waiting.append(str(found.path))
             progress(
                 f"waiting for {found.path.name}: changed {found.seconds_since_change:.0f} s "
-                f"ago, read once unchanged for {settle_seconds():.0f} s"
+                f"ago, read once unchanged for {settle:.0f} s"
             )
             continue
         if isinstance(found, tuple):
