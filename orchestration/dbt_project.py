@@ -14,6 +14,7 @@ from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
 
+from orchestration.dbt_runner import InProcessDbtCli
 from orchestration.exports import SegmentSpec
 from orchestration.run_record import newest_source_mtime
 from orchestration.settings import DBT_PROJECT_DIR, Settings
@@ -29,16 +30,6 @@ def dbt_executable() -> str:
     return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
 
 
-class SegmentsDbtCli(DbtCliResource):
-    """dagster-dbt's resource without the dbt adapter it opens inside this process before
-    every command. That handle serves only row-count and column metadata, which this
-    project does not fetch, and building it costs seconds per run (dbt's imports and
-    macros, once per invocation)."""
-
-    def _initialize_dbt_core_adapter(self, args):
-        return None
-
-
 def ensure_manifest(project: DbtProject = dbt_project) -> Path:
     """Parses the project when its manifest is missing or older than any model, macro or
     YAML file, so a segment an analyst just added is part of the next run."""
@@ -46,7 +37,7 @@ def ensure_manifest(project: DbtProject = dbt_project) -> Path:
     if not manifest.exists() or manifest.stat().st_mtime < newest_source_mtime(
         Path(project.project_dir)
     ):
-        dbt = SegmentsDbtCli(project_dir=project, dbt_executable=dbt_executable())
+        dbt = InProcessDbtCli(project_dir=project, dbt_executable=dbt_executable())
         dbt.cli(["parse", "--quiet"], target_path=project.target_path).wait()
     return manifest
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.dbt_project import SegmentsDbtCli, dbt_executable, dbt_project
+from orchestration.dbt_project import dbt_executable, dbt_project
+from orchestration.dbt_runner import InProcessDbtCli
 from orchestration.settings import Settings, parse_as_of
 
 
@@ -80,5 +81,5 @@ def run_settings(context, settings: PipelineSettings) -> Settings:
 def build_resources(settings: Settings) -> dict[str, object]:
     return {
         "settings": PipelineSettings.from_settings(settings),
-        "dbt": SegmentsDbtCli(project_dir=dbt_project, dbt_executable=dbt_executable()),
+        "dbt": InProcessDbtCli(project_dir=dbt_project, dbt_executable=dbt_executable()),
     }

@@ -10,7 +10,8 @@ from datetime import datetime
 import pytest
 
 from orchestration.cli import main
-from orchestration.dbt_project import SegmentsDbtCli, dbt_build_args, dbt_environment
+from orchestration.dbt_project import dbt_build_args, dbt_environment
+from orchestration.dbt_runner import InProcessDbtCli
 from orchestration.pipeline import PipelineError, run_pipeline
 from orchestration.settings import Settings, SettingsError, parse_as_of
 from tests.conftest import event, write_events
@@ -166,7 +167,7 @@ def test_a_run_whose_dbt_steps_materialize_nothing_fails(tmp_path, landing, monk
         def stream(self):
             return iter(())
 
-    monkeypatch.setattr(SegmentsDbtCli, "cli", lambda self, *args, **kwargs: Silent())
+    monkeypatch.setattr(InProcessDbtCli, "cli", lambda self, *args, **kwargs: Silent())
     settings = one_cart_event(tmp_path, landing)
     with pytest.raises(PipelineError, match="skipped: an asset before them was not materialized"):
         run_pipeline(settings)

@@ -92,27 +92,8 @@ KEEP_RUN_TARGETS = 5
 
 
 def run_target_path(run_id: str) -> Path:
-    """One target folder per Dagster run, shared by its dbt invocations: they pass the same
-    vars, so every invocation after the first parses partially from the one before."""
+    """One target folder per Dagster run for its dbt commands' artifacts and logs."""
     return Path(dbt_project.project_dir) / dbt_project.target_path / "runs" / run_id
-
-
-PARTIAL_PARSE = "partial_parse.msgpack"
-
-
-def _seed_partial_parse(current: Path) -> None:
-    """Starts a run's target folder from the newest earlier run's saved parse, so its
-    first dbt command parses partially too. dbt checks the saved parse against the
-    project, vars and profile and parses in full when any differ."""
-    if (current / PARTIAL_PARSE).exists() or not current.parent.is_dir():
-        return
-    earlier = sorted(
-        (path / PARTIAL_PARSE for path in current.parent.iterdir() if path != current),
-        key=lambda path: path.stat().st_mtime if path.exists() else 0,
-    )
-    if earlier and earlier[-1].exists():
-        current.mkdir(parents=True, exist_ok=True)
-        shutil.copy(earlier[-1], current / PARTIAL_PARSE)
 
 
 def _prune_run_targets(current: Path) -> None:
@@ -135,7 +116,6 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: Pip
         window = (time_window.start.replace(tzinfo=None), time_window.end.replace(tzinfo=None))
     target = run_target_path(context.run.run_id)
     _prune_run_targets(target)
-    _seed_partial_parse(target)
     with environment_variables(dbt_environment(resolved)):
         yield from dbt.cli(
             dbt_build_args(resolved, window), context=context, target_path=target

@@ -4,7 +4,8 @@ import time
 
 import dagster as dg
 
-from orchestration.dbt_project import SegmentsDbtCli, dbt_environment, dbt_operation
+from orchestration.dbt_project import dbt_environment, dbt_operation
+from orchestration.dbt_runner import InProcessDbtCli
 from orchestration.ingestion import connect, ingest
 from orchestration.resources import PipelineSettings, run_settings
 from orchestration.settings import utc_now
@@ -26,7 +27,7 @@ RAW_TABLES = ("events", "customers", "erasure_requests")
     can_subset=False,
 )
 def landing_files(
-    context: dg.AssetExecutionContext, settings: PipelineSettings, dbt: SegmentsDbtCli
+    context: dg.AssetExecutionContext, settings: PipelineSettings, dbt: InProcessDbtCli
 ):
     """Ingests every new landing file once: typed, de-duplicated, bad rows quarantined;
     then, when dbt builds in another warehouse, publishes the raw tables there."""
