@@ -30,6 +30,12 @@ def dbt_executable() -> str:
     return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
 
 
+def dbt_cli() -> InProcessDbtCli:
+    """The dbt resource: commands run in this process (orchestration/dbt_runner.py).
+    dagster-dbt insists on an executable it can find, though none is started."""
+    return InProcessDbtCli(project_dir=dbt_project, dbt_executable=dbt_executable())
+
+
 def ensure_manifest(project: DbtProject = dbt_project) -> Path:
     """Parses the project when its manifest is missing or older than any model, macro or
     YAML file, so a segment an analyst just added is part of the next run."""

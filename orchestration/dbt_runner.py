@@ -59,6 +59,12 @@ def _environment() -> tuple[tuple[str, str], ...]:
     )
 
 
+def parse_key(project_dir: Path, vars_text: str) -> tuple:
+    """What a parse of the project is valid for: its files as they are, these vars, and
+    this environment."""
+    return (str(project_dir), vars_text, _environment(), newest_source_mtime(project_dir))
+
+
 def parse_folder(target_root: Path) -> Path:
     """Where the parse of this warehouse and target is kept between runs, so the next run's
     parse is partial."""
@@ -202,12 +208,7 @@ class InProcessInvocation:
         for the next command, and on disk per warehouse for the next process."""
         from dbt.cli.main import dbtRunner
 
-        key = (
-            str(self.project_dir),
-            vars_text,
-            _environment(),
-            newest_source_mtime(self.project_dir),
-        )
+        key = parse_key(self.project_dir, vars_text)
         if key in _parsed:
             return _parsed[key]
         folder = parse_folder(self.target_root)

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.dbt_project import dbt_executable, dbt_project
-from orchestration.dbt_runner import InProcessDbtCli
+from orchestration.dbt_project import dbt_cli
 from orchestration.settings import Settings, parse_as_of
 
 
@@ -81,5 +80,5 @@ def run_settings(context, settings: PipelineSettings) -> Settings:
 def build_resources(settings: Settings) -> dict[str, object]:
     return {
         "settings": PipelineSettings.from_settings(settings),
-        "dbt": InProcessDbtCli(project_dir=dbt_project, dbt_executable=dbt_executable()),
+        "dbt": dbt_cli(),
     }

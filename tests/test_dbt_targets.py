@@ -1,25 +1,21 @@
-"""The per-run dbt target folders: where they are, how many are kept, and how a new run
-starts from the previous run's saved parse."""
+"""Where dbt keeps its files, and when the project is parsed: once per run's vars and
+environment in this process, partially from the warehouse's previous parse in the next."""
 
 import os
 from pathlib import Path
 
-from orchestration.assets.dbt import (
-    KEEP_RUN_TARGETS,
-    PARTIAL_PARSE,
-    _prune_run_targets,
-    _seed_partial_parse,
-    run_target_path,
-)
-from orchestration.dbt_project import dbt_project
+import pytest
+from dbt.cli.main import dbtRunner
+
+from orchestration import dbt_runner
+from orchestration.assets.dbt import KEEP_RUN_TARGETS, _prune_run_targets, run_target_path
+from orchestration.dbt_project import dbt_cli, dbt_project
+from orchestration.dbt_runner import parse_folder, parse_key
 
 
-def make_run(runs: Path, name: str, mtime: float, parse: bytes | None = None) -> Path:
+def make_run(runs: Path, name: str, mtime: float) -> Path:
     folder = runs / name
     folder.mkdir(parents=True)
-    if parse is not None:
-        (folder / PARTIAL_PARSE).write_bytes(parse)
-        os.utime(folder / PARTIAL_PARSE, (mtime, mtime))
     os.utime(folder, (mtime, mtime))
     return folder
 
@@ -41,19 +37,64 @@ def test_pruning_keeps_the_newest_runs(tmp_path):
     assert kept == sorted(newest)
 
 
-def test_a_new_run_starts_from_the_newest_saved_parse(tmp_path):
-    runs = tmp_path / "runs"
-    make_run(runs, "old", 1_000_000, b"old parse")
-    make_run(runs, "newer", 2_000_000, b"newer parse")
-    make_run(runs, "newest-without-parse", 3_000_000)
-    current = runs / "current"
-    _seed_partial_parse(current)
-    assert (current / PARTIAL_PARSE).read_bytes() == b"newer parse"
+def test_each_warehouse_keeps_its_own_parse(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGMENTS_DBT_TARGET", "duckdb")
+    monkeypatch.setenv("SEGMENTS_WAREHOUSE", "/a/warehouse.duckdb")
+    first = parse_folder(tmp_path)
+    assert parse_folder(tmp_path) == first
+    assert first.parent == tmp_path / "parses"
+    monkeypatch.setenv("SEGMENTS_WAREHOUSE", "/b/warehouse.duckdb")
+    assert parse_folder(tmp_path) != first
+    monkeypatch.setenv("SEGMENTS_WAREHOUSE", "/a/warehouse.duckdb")
+    monkeypatch.setenv("SEGMENTS_DBT_TARGET", "postgres")
+    assert parse_folder(tmp_path) != first
 
 
-def test_a_runs_own_saved_parse_is_not_replaced(tmp_path):
-    runs = tmp_path / "runs"
-    make_run(runs, "earlier", 1_000_000, b"earlier parse")
-    current = make_run(runs, "current", 2_000_000, b"own parse")
-    _seed_partial_parse(current)
-    assert (current / PARTIAL_PARSE).read_bytes() == b"own parse"
+def test_a_parse_is_valid_for_its_vars_environment_and_files(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    model = project / "models" / "a.sql"
+    model.write_text("select 1")
+    (project / "dbt_project.yml").write_text("name: p")
+    monkeypatch.setenv("SEGMENTS_AS_OF", "2026-01-01 00:00:00")
+    key = parse_key(project, "{}")
+    assert parse_key(project, "{}") == key
+    assert parse_key(project, '{"segments__x": 1}') != key
+    monkeypatch.setenv("SEGMENTS_AS_OF", "2026-01-02 00:00:00")
+    assert parse_key(project, "{}") != key
+    monkeypatch.setenv("SEGMENTS_AS_OF", "2026-01-01 00:00:00")
+    os.utime(model, (model.stat().st_mtime + 10, model.stat().st_mtime + 10))
+    assert parse_key(project, "{}") != key
+
+
+@pytest.fixture
+def parses(monkeypatch):
+    """The dbt commands this process runs, by their first word."""
+    invoked: list[str] = []
+    original = dbtRunner.invoke
+
+    def spy(self, args, **kwargs):
+        invoked.append(args[0])
+        return original(self, args, **kwargs)
+
+    monkeypatch.setattr(dbtRunner, "invoke", spy)
+    monkeypatch.setattr(dbt_runner, "_parsed", {})
+    return invoked
+
+
+def test_commands_with_the_same_vars_share_one_parse(tmp_path, monkeypatch, parses):
+    monkeypatch.setenv("SEGMENTS_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    dbt = dbt_cli()
+    target = tmp_path / "target"
+    for _ in range(2):
+        dbt.cli(["ls", "--vars", "{}", "--select", "user_metrics"], target_path=target).wait()
+    assert parses == ["parse", "ls", "ls"]
+    dbt.cli(["ls", "--vars", '{"segments__x": 1}'], target_path=target).wait()
+    assert parses == ["parse", "ls", "ls", "parse", "ls"]
+
+
+def test_a_failing_command_raises_with_dbts_error(tmp_path, monkeypatch, parses):
+    monkeypatch.setenv("SEGMENTS_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    dbt = dbt_cli()
+    with pytest.raises(dbt_runner.DbtCommandError, match="Errors parsed from dbt logs"):
+        dbt.cli(["run-operation", "no_such_macro"], target_path=tmp_path / "target").wait()
