@@ -1,12 +1,15 @@
-"""`make bench`: the pipeline against the floor and a pandas peer at 1M, 10M and 100M events.
+"""`make bench`: the pipeline against the floor and two peers at 1M, 10M and 100M events.
 
 For each size it generates (once, cached under bench/cache/) a 90-day landing zone with
 `segments generate`, then measures:
   full         `segments run --full-refresh` on an empty warehouse, all 90 days;
   incremental  one new day lands on a warehouse that holds the 89 before it;
+  five_minutes a file of the last five minutes lands on a warehouse that holds the rest;
   nothing_new  the same run again, with nothing new landed (and again with --force);
-  floor        the same computation as plain SQL in one DuckDB connection (bench.floor);
-  pandas       user_metrics and cart_abandonments the way an analyst would (bench.pandas_peer).
+  floor        the four core marts as hand-written SQL in one DuckDB connection (bench.floor);
+  compiled     the pipeline's own compiled models in one connection (bench.compiled_models);
+  pandas       user_metrics and cart_abandonments the way an analyst would (bench.pandas_peer);
+  polars       the same two marts with Polars (bench.polars_peer).
 Each is the median of --repeats runs (one at 100M unless asked); results go to
 bench/results.json and docs/benchmarks.md.
 """
@@ -46,8 +49,11 @@ AS_OF = "2026-04-01T00:00:00Z"
 LAST_DAY = "events-2026-03-31"
 # The pipeline's DuckDB memory limit in every run (profile and ingestion read it).
 MEMORY_LIMIT = "6GB"
-PANDAS_TIMEOUT_SECONDS = 1800
-PANDAS_MEMORY_CAP_MB = 16 * 1024
+# The five-minute file: the last five minutes before AS_OF, landed after the rest.
+FIVE_MINUTES_AS_OF = "2026-03-31T23:55:00Z"
+FIVE_MINUTES_SIZES = ("1M", "10M")
+PEER_TIMEOUT_SECONDS = 1800
+PEER_MEMORY_CAP_MB = 16 * 1024
 
 
 def log(message: str) -> None:
@@ -105,6 +111,22 @@ def link_landing(source: Path, target: Path, with_last_day: bool) -> None:
 def add_last_day(source: Path, target: Path) -> None:
     for path in (source / "events").glob(f"{LAST_DAY}*"):
         os.link(path, target / "events" / path.name)
+
+
+def split_last_day(source: Path, target: Path, parked: Path, cut: str) -> None:
+    """The last day's events as two files: those before `cut`, landed in `target`, and
+    the rest, parked outside the landing zone until they land."""
+    files = sorted(str(path) for path in (source / "events").glob(f"{LAST_DAY}*"))
+    early = target / "events" / f"{LAST_DAY}-until-five-minutes-before.parquet"
+    conn = duckdb.connect()
+    conn.execute("set TimeZone = 'UTC'")
+    events = f"read_parquet({files!r})"
+    instant = "cast(occurred_at as timestamptz)"
+    for path, condition in ((early, f"{instant} < '{cut}'"), (parked, f"{instant} >= '{cut}'")):
+        conn.execute(
+            f"copy (select * from {events} where {condition}) to '{path}' (format parquet)"
+        )
+    conn.close()
 
 
 def fresh(*paths: Path) -> None:
@@ -194,9 +216,8 @@ class SizeBench:
         )
         return target / "manifest.json"
 
-    def floor(self, manifest: Path) -> None:
-        # The same file name as the pipeline's: compiled SQL names its database.
-        database = self.work / "floor" / self.warehouse.name
+    def floor(self) -> None:
+        database = self.work / "floor" / "floor.duckdb"
         database.parent.mkdir(exist_ok=True)
         for number in range(self.repeats):
             self.record(
@@ -207,16 +228,40 @@ class SizeBench:
                     "bench.floor",
                     "--landing",
                     str(self.source),
-                    "--manifest",
-                    str(manifest),
                     "--db",
                     str(database),
+                    "--as-of",
+                    AS_OF,
                     "--memory-limit",
                     MEMORY_LIMIT,
                     "--out",
                     str(self.work / f"floor-phases-{number + 1}.json"),
                 ],
             )
+        fresh(database)
+
+    def compiled(self, manifest: Path) -> None:
+        # The same file name as the pipeline's: compiled SQL names its database.
+        database = self.work / "compiled" / self.warehouse.name
+        database.parent.mkdir(exist_ok=True)
+        for _ in range(self.repeats):
+            self.record(
+                "compiled",
+                [
+                    str(BIN / "python"),
+                    "-m",
+                    "bench.compiled_models",
+                    "--landing",
+                    str(self.source),
+                    "--manifest",
+                    str(manifest),
+                    "--db",
+                    str(database),
+                    "--memory-limit",
+                    MEMORY_LIMIT,
+                ],
+            )
+        fresh(database)
 
     def incremental(self) -> None:
         link_landing(self.source, self.landing, with_last_day=False)
@@ -238,13 +283,34 @@ class SizeBench:
             self.segments_run(AS_OF, "nothing_new_forced", "--force")
         fresh(saved)
 
-    def pandas_peer(self) -> None:
+    def five_minutes(self) -> None:
+        """The last day lands but for its last five minutes; a run as of five minutes
+        before AS_OF builds on it; then the five minutes land as one file, and the run
+        that reads them is measured: a file's way from the landing zone to the audience."""
+        link_landing(self.source, self.landing, with_last_day=False)
+        parked = self.work / "last-five-minutes.parquet"
+        split_last_day(self.source, self.landing, parked, FIVE_MINUTES_AS_OF)
+        fresh(self.warehouse.parent)
+        log(f"{self.size}: building the history up to five minutes before as_of")
+        self.segments_run(FIVE_MINUTES_AS_OF, "five_minutes_history")
+        saved = self.work / "five-minutes-history"
+        shutil.copytree(self.warehouse.parent, saved)
+        landed = self.landing / "events" / f"{LAST_DAY}-last-five-minutes.parquet"
+        for number in range(self.repeats):
+            if number:
+                fresh(self.warehouse.parent, landed)
+                shutil.copytree(saved, self.warehouse.parent)
+            shutil.copy(parked, landed)
+            self.segments_run(AS_OF, "five_minutes")
+        fresh(saved, parked)
+
+    def peer(self, label: str, module: str) -> None:
         for _ in range(self.repeats):
             result = self.record(
-                "pandas",
-                [str(BIN / "python"), "-m", "bench.pandas_peer", str(self.source), AS_OF],
-                timeout_seconds=PANDAS_TIMEOUT_SECONDS,
-                memory_cap_mb=PANDAS_MEMORY_CAP_MB,
+                label,
+                [str(BIN / "python"), "-m", module, str(self.source), AS_OF],
+                timeout_seconds=PEER_TIMEOUT_SECONDS,
+                memory_cap_mb=PEER_MEMORY_CAP_MB,
             )
             if result.outcome != "ok":
                 break  # out of memory or time: once is enough to say so
@@ -294,7 +360,7 @@ def machine() -> dict:
                 cpu = line.split(":", 1)[1].strip()
                 break
     versions = {}
-    for package in ("duckdb", "dbt-core", "dbt-duckdb", "dagster", "pandas"):
+    for package in ("duckdb", "dbt-core", "dbt-duckdb", "dagster", "pandas", "polars"):
         try:
             from importlib.metadata import version
 
@@ -328,7 +394,8 @@ def main() -> None:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma-separated parts to leave out: full,floor,incremental,pandas",
+        help="comma-separated parts to leave out: "
+        "full,floor,compiled,incremental,five_minutes,pandas,polars",
     )
     args = parser.parse_args()
     sizes = [size.strip() for size in args.sizes.split(",") if size.strip()]
@@ -346,11 +413,17 @@ def main() -> None:
         if "full" not in skip:
             bench.full_refresh()
         if "floor" not in skip:
-            bench.floor(bench.compile_models())
+            bench.floor()
+        if "compiled" not in skip:
+            bench.compiled(bench.compile_models())
         if "incremental" not in skip:
             bench.incremental()
+        if "five_minutes" not in skip and size in FIVE_MINUTES_SIZES:
+            bench.five_minutes()
         if "pandas" not in skip:
-            bench.pandas_peer()
+            bench.peer("pandas", "bench.pandas_peer")
+        if "polars" not in skip:
+            bench.peer("polars", "bench.polars_peer")
         results["sizes"][size] = {
             **bench.summary(),
             "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

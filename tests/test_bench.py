@@ -44,35 +44,40 @@ def test_failure_keeps_the_end_of_the_output(tmp_path):
     assert "boom" in result.output_tail
 
 
-def _size(full: float, floor: float, incremental: float, nothing_new: float, pandas: dict):
-    def figures(wall: float) -> dict:
-        return {"outcome": "ok", "wall_seconds": wall, "cpu_seconds": wall, "peak_rss_mb": 100.0}
+def _figures(wall: float, outcome: str = "ok") -> dict:
+    return {"outcome": outcome, "wall_seconds": wall, "cpu_seconds": wall, "peak_rss_mb": 100.0}
 
+
+def _size(**walls: float) -> dict:
     return {
         "events": 10_000_000,
         "landing_mb": 100,
         "repeats": 3,
-        "medians": {
-            "full": figures(full),
-            "floor": figures(floor),
-            "incremental": figures(incremental),
-            "nothing_new": figures(nothing_new),
-            "pandas": pandas,
-        },
+        "medians": {label: _figures(wall) for label, wall in walls.items()},
     }
 
 
-def test_targets_are_judged_against_the_figures():
-    pandas_slow = {"outcome": "ok", "wall_seconds": 300.0, "cpu_seconds": 1, "peak_rss_mb": 1}
-    text = render_markdown({"machine": {}, "sizes": {"10M": _size(25, 20, 2, 0.5, pandas_slow)}})
-    assert "| 10M events, full refresh, under 30 s | 25.00 s: met |" in text
-    assert "| 10M events, overhead vs floor under 2x | 1.25x: met |" in text
-    assert "| 10M: incremental run under 10% of the full refresh | 0.08x: met |" in text
-    assert "(pandas / full refresh) | 12.00x: met |" in text
+def test_targets_are_judged_against_the_floor_in_the_same_run():
+    sizes = {
+        "1M": _size(full=14, incremental=9, floor=1, nothing_new=0.1, pandas=20, polars=13),
+        "10M": _size(full=31, incremental=9, five_minutes=16, floor=10),
+    }
+    text = render_markdown({"machine": {}, "sizes": sizes})
+    assert "| 1M (the demo): one new day, at most 10 s | 9.00 s: met |" in text
+    assert "| 1M: one new day, at most 10x the floor | 9.00x: met |" in text
+    assert "| 1M: full refresh, at most 15x the floor | 14.00x: met |" in text
+    assert "| 10M: full refresh, at most 3x the floor | 3.10x: missed |" in text
+    assert "| 10M: one new day, at most 1x the floor | 0.90x: met |" in text
+    assert "five-minute file reaches the audience files in at most 15 s | 16.00 s: missed |" in text
+    assert "| 100M: full refresh, at most 150 s | not measured |" in text
+    assert "| 1M: faster than the pandas peer (pandas / full refresh) | 1.43x: met |" in text
+    assert "| 1M: faster than the Polars peer (Polars / full refresh) | 0.93x: missed |" in text
+    # Each row of a size's table shows its ratio to that size's floor.
+    assert "| 14.0 | 14.0 | 100 | 714,286 | 14.00x | 1.00x |" in text
 
-    pandas_oom = {"outcome": "memory", "wall_seconds": None, "cpu_seconds": None, "peak_rss_mb": 1}
-    text = render_markdown({"machine": {}, "sizes": {"10M": _size(45, 20, 9, 7, pandas_oom)}})
-    assert "| 10M events, full refresh, under 30 s | 45.00 s: missed |" in text
-    assert "| 10M events, overhead vs floor under 2x | 2.25x: missed |" in text
-    assert "| 10M: rerun with nothing new under 5 s | 7.00 s: missed |" in text
-    assert "| 10M: at least 10x faster than pandas | pandas: memory |" in text
+
+def test_a_peer_that_ran_out_of_memory_is_reported_so():
+    size = _size(full=10, floor=1)
+    size["medians"]["polars"] = _figures(None, outcome="memory")
+    text = render_markdown({"machine": {}, "sizes": {"100M": size}})
+    assert "| 100M: faster than the Polars peer | Polars: memory |" in text

@@ -1,7 +1,9 @@
-"""The benchmark's pandas peer (bench/pandas_peer.py) computes marts.user_metrics and
-marts.cart_abandonments row for row as the pipeline does: on a generated landing (late
-events, re-sent duplicates, anonymous visitors who log in later, erasure requests) plus
-the hand-made edge cases of test_marts and a few rows ingestion must quarantine or drop."""
+"""The benchmark's comparisons compute what the pipeline computes, row for row: the floor
+(bench/floor.py) the four core marts exactly, types included; the pandas and Polars peers
+(bench/pandas_peer.py, bench/polars_peer.py) user_metrics and cart_abandonments. All on one
+landing: generated days (late events, re-sent duplicates, anonymous visitors who log in
+later, erasure requests, 2% bad rows) plus the hand-made edge cases of test_marts and a
+few rows ingestion must quarantine or drop."""
 
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pytest
 
-from bench.pandas_peer import compute
+from bench import pandas_peer, polars_peer
+from bench.floor import MARTS, run_floor
 from orchestration.generator import GeneratorConfig, generate
 from orchestration.pipeline import run_pipeline
 from orchestration.settings import Settings
@@ -69,9 +73,16 @@ def assert_same_rows(peer: pd.DataFrame, mart: pd.DataFrame, keys: list[str]) ->
     )
 
 
-def test_pandas_peer_computes_the_same_marts_as_the_pipeline(tmp_path):
-    landing = tmp_path / "landing"
-    generate(GeneratorConfig(out=landing, users=300, days=14, seed=5, start=date(2026, 2, 15)))
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, Path]:
+    """(landing, warehouse): the landing, and the pipeline's warehouse as of AS_OF."""
+    base = tmp_path_factory.mktemp("peers")
+    landing = base / "landing"
+    generate(
+        GeneratorConfig(
+            out=landing, users=300, days=14, seed=5, start=date(2026, 2, 15), bad_rate=0.02
+        )
+    )
     early, later = ingestion_edge_events()
     write_rows(landing / "events" / "zz-scenario.parquet", scenario_events() + early, EVENT_COLUMNS)
     write_rows(landing / "events" / "zzz-resent.parquet", later, EVENT_COLUMNS)
@@ -79,23 +90,60 @@ def test_pandas_peer_computes_the_same_marts_as_the_pipeline(tmp_path):
         landing / "erasure_requests" / "zz-requests.parquet",
         [{"user_id": "gone", "requested_at": at(-D)}],
     )
-    warehouse = tmp_path / "warehouse.duckdb"
+    warehouse = base / "warehouse.duckdb"
     run_pipeline(
         Settings(
             landing_dir=landing,
             warehouse=warehouse,
-            exports_dir=tmp_path / "exports",
+            exports_dir=base / "exports",
             as_of=AS_OF,
         )
     )
+    return landing, warehouse
 
-    user_metrics, cart_abandonments = compute(landing, AS_OF)
 
+def assert_edge_cases_kept(user_metrics: pd.DataFrame) -> None:
     assert {"w1", "c1", "i1", "t1", "d1"} <= set(user_metrics["user_id"])
     assert not {"q1", "gone", "anon-gone"} & set(user_metrics["user_id"])
+
+
+@pytest.mark.parametrize("peer", [pandas_peer, polars_peer], ids=["pandas", "polars"])
+def test_a_peer_computes_the_same_marts_as_the_pipeline(built, peer):
+    landing, warehouse = built
+    user_metrics, cart_abandonments = peer.compute(landing, AS_OF)
+    if not isinstance(user_metrics, pd.DataFrame):
+        user_metrics, cart_abandonments = user_metrics.to_pandas(), cart_abandonments.to_pandas()
+
+    assert_edge_cases_kept(user_metrics)
     assert_same_rows(user_metrics, read_mart(warehouse, "user_metrics"), ["user_id"])
     assert_same_rows(
         cart_abandonments,
         read_mart(warehouse, "cart_abandonments"),
         ["user_id", "cart_started_at"],
     )
+
+
+def test_the_floor_builds_the_four_core_marts_exactly_as_the_pipeline(built, tmp_path):
+    landing, warehouse = built
+    floor = tmp_path / "floor.duckdb"
+    run_floor(landing, floor, AS_OF)
+
+    conn = duckdb.connect(str(floor))
+    conn.execute(f"attach '{warehouse}' as pipeline (read_only)")
+    try:
+        assert_edge_cases_kept(conn.execute("select user_id from user_metrics").df())
+        for mart in MARTS:
+            assert (
+                conn.execute(f"describe {mart}").fetchall()
+                == conn.execute(f"describe pipeline.marts.{mart}").fetchall()
+            ), mart
+            rows = conn.execute(f"select count(*) from {mart}").fetchone()[0]
+            assert rows > 0, mart
+            theirs = f"pipeline.marts.{mart}"
+            for first, second in ((mart, theirs), (theirs, mart)):
+                (extra,) = conn.execute(
+                    f"select count(*) from (from {first} except all from {second})"
+                ).fetchone()
+                assert extra == 0, f"{mart}: {extra} of {rows} rows only in {first}"
+    finally:
+        conn.close()
