@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import time
 import warnings
@@ -259,6 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - the command's contract is a one-line error
         print(f"segments {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 1
+    finally:
+        if argv is None:
+            # The command is about to exit. Python's last garbage collections would walk
+            # every object Dagster, dbt and Great Expectations made (1.7 s of a 16 s run);
+            # frozen, they are skipped. Everything was written and closed already.
+            gc.freeze()
 
 
 def one_line(error: BaseException) -> str:
