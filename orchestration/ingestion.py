@@ -33,6 +33,7 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from orchestration.erasure import ErasureReport, apply_erasures
 from orchestration.settings import SettingsError
@@ -150,7 +151,22 @@ create table if not exists audit.ingestion_reconciliation (
     rows_accepted bigint not null, rows_quarantined bigint not null,
     rows_duplicate bigint not null, _batch_id bigint not null, _ingested_at timestamp not null
 );
+create table if not exists audit.landing_file_hashes (
+    source_file varchar not null, size bigint not null, modified_ns bigint not null,
+    changed_ns bigint not null, inode bigint not null, file_sha256 varchar not null
+);
 """
+
+
+# What identifies a file's content without reading it: its size, modification and change
+# times and inode. Writing to a file always moves its change time, which no tool can set
+# back, so an unchanged state means unchanged bytes.
+FileState = tuple[int, int, int, int]
+
+
+def file_state(path: Path) -> FileState:
+    stat = path.stat()
+    return (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
 
 
 @dataclass(frozen=True)
@@ -160,6 +176,8 @@ class LandedFile:
     file_format: str | None  # None: not a format we read
     gzipped: bool
     sha256: str
+    state: FileState | None = None
+    hashed_now: bool = True  # False: its hash came from an earlier run's record
 
     @property
     def key(self) -> tuple[str, str]:
@@ -307,14 +325,49 @@ def never_read(relative: Path) -> bool:
     )
 
 
+def known_hashes(conn: duckdb.DuckDBPyConnection) -> dict[str, tuple[FileState, str]]:
+    """The hash of each landing file an earlier run read, with the file's state then."""
+    rows = conn.execute(
+        "select source_file, size, modified_ns, changed_ns, inode, file_sha256 "
+        "from audit.landing_file_hashes"
+    ).fetchall()
+    return {
+        path: ((size, mtime, ctime, inode), sha) for path, size, mtime, ctime, inode, sha in rows
+    }
+
+
+def record_hashes(conn: duckdb.DuckDBPyConnection, files: list[LandedFile]) -> None:
+    """Keeps the hash of each file read now, so a later run need not read it again."""
+    fresh = [landed for landed in files if landed.hashed_now and landed.state is not None]
+    if not fresh:
+        return
+    hashed_now = pd.DataFrame(
+        [(str(landed.path), *landed.state, landed.sha256) for landed in fresh],
+        columns=["source_file", "size", "modified_ns", "changed_ns", "inode", "file_sha256"],
+    )
+    conn.register("hashed_now", hashed_now)
+    try:
+        conn.execute(
+            "delete from audit.landing_file_hashes where source_file in "
+            "(select source_file from hashed_now)"
+        )
+        conn.execute("insert into audit.landing_file_hashes select * from hashed_now")
+    finally:
+        conn.unregister("hashed_now")
+
+
 def discover(
-    landing_dir: Path, settle: float | None = None
+    landing_dir: Path,
+    settle: float | None = None,
+    known: dict[str, tuple[FileState, str]] | None = None,
 ) -> Iterator[LandedFile | WaitingFile | tuple[Path, str, str]]:
     """Every complete file under landing/<entity>/, in a stable order. Yields a
     LandedFile; a WaitingFile for one changed within the last `settle` seconds (default:
     settle_seconds()), which is not hashed; or (path, entity, error) for a file that
-    cannot even be hashed."""
+    cannot even be hashed. A file `known` (known_hashes) in the state it is in now is not
+    read again: its hash is the one recorded."""
     settle = settle_seconds() if settle is None else settle
+    known = known or {}
     root = landing_dir.resolve()
     for entity in ENTITIES:
         folder = landing_dir / entity
@@ -322,21 +375,58 @@ def discover(
             if folder.exists():
                 yield (folder, entity, f"{entity} should be a folder of files, not a file")
             continue
-        for path in sorted(p for p in folder.rglob("*") if not p.is_dir()):
-            if never_read(path.relative_to(folder)):
+        # A folder that is a link out of the landing zone holds nothing readable.
+        folder_inside = folder.resolve().is_relative_to(root)
+        for parts, entry in _files_under(folder):
+            path = folder.joinpath(*parts)
+            if never_read(Path(*parts)):
                 continue
-            file_format, gzipped = _file_format(path.name)
+            if isinstance(entry, OSError):
+                yield (path, entity, _first_line(entry))
+                continue
+            file_format, gzipped = _file_format(entry.name)
             try:
-                if not path.resolve().is_relative_to(root):
+                if not folder_inside or (
+                    entry.is_symlink() and not path.resolve().is_relative_to(root)
+                ):
                     raise PermissionError("links outside the landing zone are not read")
+                state = file_state(path)
                 if settle > 0:
-                    age = time.time() - path.stat().st_mtime
+                    age = time.time() - state[1] / 1e9
                     if age < settle:
                         yield WaitingFile(path, entity, max(age, 0.0))
                         continue
-                yield LandedFile(path, entity, file_format, gzipped, _sha256(path))
+                recorded = known.get(str(path))
+                if recorded is not None and recorded[0] == state:
+                    yield LandedFile(
+                        path, entity, file_format, gzipped, recorded[1], state, hashed_now=False
+                    )
+                else:
+                    yield LandedFile(path, entity, file_format, gzipped, _sha256(path), state)
             except OSError as error:
                 yield (path, entity, _first_line(error))
+
+
+def _files_under(folder: Path) -> list[tuple[tuple[str, ...], os.DirEntry | OSError]]:
+    """The files under a folder (links to files too, not links to folders, which are not
+    followed), as the parts of their path below it, in the order of those parts; a
+    folder that cannot be listed comes as its error."""
+    found: list[tuple[tuple[str, ...], os.DirEntry | OSError]] = []
+    pending: list[tuple[tuple[str, ...], str]] = [((), str(folder))]
+    while pending:
+        parts, directory = pending.pop()
+        try:
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    here = (*parts, entry.name)
+                    if entry.is_dir():
+                        if not entry.is_symlink():
+                            pending.append((here, entry.path))
+                        continue
+                    found.append((here, entry))
+        except OSError as error:
+            found.append((parts, error))
+    return sorted(found, key=lambda item: item[0])
 
 
 # A CSV or Parquet file's columns: (name, DuckDB type) pairs.
@@ -946,19 +1036,25 @@ def pending_files(landing_dir: Path, warehouse: Path) -> list[LandedFile | Waiti
     """Files under the landing zone not yet ingested (for sensors and dry runs): complete
     ones, and those still within the settle time."""
     seen: set[tuple[str, str]] = set()
+    known: dict[str, tuple[FileState, str]] = {}
     if warehouse.exists():
         conn = connect(warehouse, read_only=True)
         try:
-            if conn.execute(
-                "select count(*) from information_schema.tables "
-                "where table_schema = 'audit' and table_name = 'ingestion_reconciliation'"
-            ).fetchone()[0]:
+            tables = {
+                name
+                for (name,) in conn.execute(
+                    "select table_name from information_schema.tables where table_schema = 'audit'"
+                ).fetchall()
+            }
+            if "ingestion_reconciliation" in tables:
                 seen = already_ingested(conn)
+            if "landing_file_hashes" in tables:
+                known = known_hashes(conn)
         finally:
             conn.close()
     return [
         found
-        for found in discover(landing_dir)
+        for found in discover(landing_dir, known=known)
         if isinstance(found, WaitingFile)
         or (isinstance(found, LandedFile) and found.key not in seen)
     ]
@@ -980,9 +1076,10 @@ def ingest(
     seen = already_ingested(conn)
 
     new_files: list[tuple[int, LandedFile]] = []
+    found_files: list[LandedFile] = []
     rejected: list[tuple[Path, str, str, str]] = []
     settle = settle_seconds()
-    for found in discover(landing_dir, settle):
+    for found in discover(landing_dir, settle, known_hashes(conn)):
         if isinstance(found, WaitingFile):
             report.files_waiting.append(str(found.path))
             progress(
@@ -994,6 +1091,7 @@ def ingest(
             path, entity, error = found
             rejected.append((path, entity, "", error))
             continue
+        found_files.append(found)
         if found.key in seen:
             report.files_skipped += 1
             continue
@@ -1034,6 +1132,7 @@ def ingest(
                     )
                     report.files_rejected.append((str(path), error))
                 report.erasure = apply_erasures(conn, batch_id, ingested_at)
+                record_hashes(conn, found_files)
                 conn.execute("commit")
             except BaseException:
                 conn.execute("rollback")

@@ -3,12 +3,15 @@ reason, unreadable files rejected, and the reconciliation always balances."""
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from orchestration import ingestion as ingestion_module
 from orchestration.ingestion import connect, ingest
 from orchestration.settings import SettingsError
 from tests.conftest import event, write_events, write_rows
@@ -445,3 +448,70 @@ def test_memory_limit_that_is_not_a_size_is_a_settings_error(tmp_path, monkeypat
     monkeypatch.setenv("SEGMENTS_DUCKDB_MEMORY_LIMIT", "plenty")
     with pytest.raises(SettingsError, match="SEGMENTS_DUCKDB_MEMORY_LIMIT"):
         connect(tmp_path / "warehouse.duckdb")
+
+
+@pytest.fixture
+def hashed(monkeypatch) -> list[str]:
+    """The names of the landing files ingestion reads to hash them."""
+    names: list[str] = []
+    original = ingestion_module._sha256
+
+    def counting(path: Path) -> str:
+        names.append(path.name)
+        return original(path)
+
+    monkeypatch.setattr(ingestion_module, "_sha256", counting)
+    return names
+
+
+def test_a_file_read_by_an_earlier_run_is_not_read_again_while_unchanged(tmp_path, landing, hashed):
+    write_events(landing, "a.parquet", [event("e1", "page_view", "2026-03-01T00:00:00Z", **GOOD)])
+    write_events(landing, "b.parquet", [event("e2", "page_view", "2026-03-01T00:00:00Z", **GOOD)])
+    conn, _ = ingest_into(tmp_path, landing)
+    assert sorted(hashed) == ["a.parquet", "b.parquet"]
+    hashed.clear()
+    write_events(landing, "c.parquet", [event("e3", "page_view", "2026-03-01T00:00:00Z", **GOOD)])
+    report = ingest(conn, landing, INGESTED_AT)
+    assert hashed == ["c.parquet"]
+    assert (report.files_ingested, report.files_skipped) == (1, 2)
+
+
+def test_a_file_rewritten_with_its_old_size_and_time_is_read_again(tmp_path, landing, hashed):
+    # The same size and modification time, other bytes: only the change time (which no
+    # tool can set back) tells, and the file is read as the new content it is.
+    path = write_events(
+        landing, "a.parquet", [event("e1", "page_view", "2026-03-01T00:00:00Z", **GOOD)]
+    )
+    conn, _ = ingest_into(tmp_path, landing)
+    before = path.stat()
+    time.sleep(0.01)
+    write_events(landing, "a.parquet", [event("e9", "page_view", "2026-03-01T00:00:00Z", **GOOD)])
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size
+    hashed.clear()
+    report = ingest(conn, landing, INGESTED_AT)
+    assert hashed == ["a.parquet"]
+    assert report.files_ingested == 1
+    assert conn.execute("select count(*) from raw.events where event_id = 'e9'").fetchone() == (1,)
+
+
+def test_a_folder_that_cannot_be_listed_is_rejected_and_the_others_read(
+    tmp_path, landing, monkeypatch
+):
+    write_events(landing, "a.parquet", [event("e1", "page_view", "2026-03-01T00:00:00Z", **GOOD)])
+    locked = landing / "events" / "locked"
+    locked.mkdir()
+    write_rows(locked / "b.parquet", [event("e2", "page_view", "2026-03-01T00:00:00Z", **GOOD)])
+    listing = os.scandir
+
+    def scandir(path):
+        if isinstance(path, str) and Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return listing(path)
+
+    monkeypatch.setattr(ingestion_module.os, "scandir", scandir)
+    conn, report = ingest_into(tmp_path, landing)
+    assert report.files_ingested == 1
+    assert report.files_rejected == [
+        (str(locked), "[Errno 13] Permission denied: " + repr(str(locked)))
+    ]
