@@ -98,3 +98,22 @@ def test_a_failing_command_raises_with_dbts_error(tmp_path, monkeypatch, parses)
     dbt = dbt_cli()
     with pytest.raises(dbt_runner.DbtCommandError, match="Errors parsed from dbt logs"):
         dbt.cli(["run-operation", "no_such_macro"], target_path=tmp_path / "target").wait()
+
+
+def test_a_model_compiled_again_from_the_kept_parse_still_inlines_its_ephemeral_models(
+    tmp_path, monkeypatch, parses
+):
+    monkeypatch.setenv("SEGMENTS_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    monkeypatch.setenv("SEGMENTS_AS_OF", "2026-03-01 00:00:00")
+    dbt = dbt_cli()
+    compiled = (
+        tmp_path / "target" / "compiled" / "behavioral_segments" / "models" / "intermediate"
+    )
+    for _ in range(2):
+        dbt.cli(
+            ["compile", "--vars", "{}", "--select", "int_events_enriched"],
+            target_path=tmp_path / "target",
+        ).wait()
+        sql = (compiled / "int_events_enriched.sql").read_text()
+        assert "__dbt__cte__stg_raw__events as (" in sql
+    assert parses == ["parse", "compile", "compile"]
