@@ -43,7 +43,8 @@ reliability: install
 portability: install postgres
 	$(UV) run --frozen --group spark pytest -m portability -rs -s
 
-# The benchmark: the pipeline against plain SQL and pandas at 1M, 10M and 100M events;
+# The benchmark: the pipeline against the floor (the four core marts as hand-written SQL),
+# its own compiled models, and pandas and Polars peers, at 1M, 10M and 100M events;
 # landing zones are cached in bench/cache/. Writes bench/results.json and
 # docs/benchmarks.md. BENCH_ARGS="--sizes 1M,10M --repeats 3" for a shorter one.
 BENCH_ARGS ?=

@@ -21,6 +21,7 @@ from pathlib import Path
 import polars as pl
 import yaml
 
+from bench.pandas_peer import CART_ABANDONMENTS_COLUMNS, USER_METRICS_COLUMNS
 from orchestration.settings import DBT_PROJECT_DIR, parse_as_of
 
 _VARS = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
@@ -36,29 +37,6 @@ TEXT = ["event_id", "event_type", "occurred_at", "user_id", "anonymous_id", "ses
 TEXT += ["order_id", "properties"]
 NUMBERS = ["price", "revenue", "quantity", "duration_seconds"]
 CART_TYPES = ["add_to_cart", "checkout_started"]
-
-USER_METRICS_COLUMNS = [
-    "user_id",
-    "first_seen_at",
-    "last_event_at",
-    "days_since_last_event",
-    "product_views_24h",
-    "product_views_7d",
-    "add_to_cart_7d",
-    "cart_abandonments_7d",
-    "purchases_30d",
-    "revenue_30d",
-    "sessions_24h",
-]
-CART_ABANDONMENTS_COLUMNS = [
-    "user_id",
-    "cart_started_at",
-    "last_cart_event_at",
-    "abandoned_at",
-    "cart_events",
-    "cart_value",
-    "recovered_at",
-]
 
 
 def _files(folder: Path) -> list[str]:

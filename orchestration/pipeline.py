@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from orchestration.dbt_runner import DBT_ERRORS_MARKER
 from orchestration.definitions import build_definitions
 from orchestration.jobs import pipeline_job
 from orchestration.locking import warehouse_lock
@@ -36,9 +37,6 @@ class RunSummary:
     abandoned_carts: int = 0
     report: str = ""
     campaigns: dict[str, dict] = field(default_factory=dict)
-
-
-DBT_ERRORS_MARKER = "Errors parsed from dbt logs:"
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
