@@ -207,7 +207,13 @@ class SizeBench:
                 "--target-path",
                 str(target),
                 "--vars",
-                json.dumps({"segments__as_of": "2026-04-01 00:00:00.000000"}),
+                # A full refresh of everything, the membership history too (its guard off).
+                json.dumps(
+                    {
+                        "segments__as_of": "2026-04-01 00:00:00.000000",
+                        "segments__rebuild_history": True,
+                    }
+                ),
             ],
             cwd=ROOT / "dbt_project",
             env={**os.environ, **self.env, "SEGMENTS_WAREHOUSE": str(self.warehouse)},
