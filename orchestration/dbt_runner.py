@@ -10,7 +10,6 @@ the same Dagster events dagster-dbt makes of a subprocess's log."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 from argparse import ArgumentParser
@@ -74,12 +73,15 @@ def parse_folder(target_root: Path) -> Path:
     return target_root / PARSES_FOLDER / hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
-def _prune_parses(current: Path) -> None:
+def prune_siblings(current: Path, keep: int) -> None:
+    """Removes the oldest folders beside `current` so that, with it, `keep` remain."""
+    if not current.parent.is_dir():
+        return
     older = sorted(
         (path for path in current.parent.iterdir() if path.is_dir() and path != current),
         key=lambda path: path.stat().st_mtime,
     )
-    for path in older[: max(len(older) - KEEP_PARSES + 1, 0)]:
+    for path in older[: max(len(older) - keep + 1, 0)]:
         shutil.rmtree(path, ignore_errors=True)
 
 
@@ -102,9 +104,6 @@ class InProcessDbtCli(DbtCliResource):
     """dagster-dbt's resource, with each command run by dbt's programmatic runner in this
     process instead of a subprocess; `cli(...)` keeps its signature, and its result
     `stream()`s the same Dagster events and `wait()`s the same way."""
-
-    def _initialize_dbt_core_adapter(self, args):
-        return None
 
     def cli(
         self,
@@ -217,7 +216,7 @@ class InProcessInvocation:
             return _parsed[key].deepcopy()
         folder = parse_folder(self.target_root)
         folder.mkdir(parents=True, exist_ok=True)
-        _prune_parses(folder)
+        prune_siblings(folder, KEEP_PARSES)
         outcome = dbtRunner(callbacks=[self._collect]).invoke(
             ["parse", "--quiet", "--vars", vars_text, "--target-path", str(folder), *self.flags]
         )
@@ -283,6 +282,3 @@ class InProcessInvocation:
                 target_path=self.target_path,
                 project=self.project,
             )
-
-    def get_artifact(self, artifact: str) -> dict[str, Any]:
-        return json.loads((self.target_path / artifact).read_text())

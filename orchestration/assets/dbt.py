@@ -8,7 +8,6 @@ which count what was exported. The audience union finds segment models through d
 at run time, which dbt cannot order by, so Dagster does: the union depends on every segment
 model."""
 
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from orchestration.dbt_project import (
     segment_models,
     segment_specs,
 )
+from orchestration.dbt_runner import prune_siblings
 from orchestration.ingestion import connect
 from orchestration.partitions import daily_partitions
 from orchestration.resources import PipelineSettings, run_settings
@@ -97,15 +97,7 @@ def run_target_path(run_id: str) -> Path:
 
 
 def _prune_run_targets(current: Path) -> None:
-    runs = current.parent
-    if not runs.is_dir():
-        return
-    older = sorted(
-        (path for path in runs.iterdir() if path.is_dir() and path != current),
-        key=lambda path: path.stat().st_mtime,
-    )
-    for path in older[: max(len(older) - KEEP_RUN_TARGETS + 1, 0)]:
-        shutil.rmtree(path, ignore_errors=True)
+    prune_siblings(current, KEEP_RUN_TARGETS)
 
 
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings):
