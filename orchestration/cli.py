@@ -191,7 +191,14 @@ def _run(args: argparse.Namespace) -> int:
             )
             print(last_summary)
             return 0
-    # Imported here: Dagster and dbt take seconds to load, the check above none.
+    from orchestration.validation import validation_worker
+
+    with validation_worker():
+        return _run_pipelines(args, settings)
+
+
+def _run_pipelines(args: argparse.Namespace, settings: Settings) -> int:
+    # Imported here: Dagster and dbt take seconds to load, the record check none.
     from orchestration.pipeline import format_summary, run_pipeline
 
     if settings.rebuild_history:

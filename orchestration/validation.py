@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -99,8 +104,44 @@ def _sample(kwargs: dict[str, Any], details: dict[str, Any]) -> list[Any] | str:
     return (details.get("partial_unexpected_list") or [])[:5]
 
 
+# The process that validates for this one while `validation_worker()` is open.
+_worker: ProcessPoolExecutor | None = None
+
+
+@contextmanager
+def validation_worker() -> Iterator[None]:
+    """Validates in a process of its own for as long as the block runs. It imports Great
+    Expectations (seconds) on the second core while this process ingests and runs dbt,
+    neither of them waiting on the other; the suites then run there on the frames this
+    process sends, with the same results."""
+    global _worker
+    pool = ProcessPoolExecutor(
+        max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_gx
+    )
+    pool.submit(int)  # a pool starts its process on the first task: now, not at the first suite
+    _worker = pool
+    try:
+        yield
+    finally:
+        _worker = None
+        # Not waited for: the worker exits on its own once it sees the pool closed.
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 def validate(suite: Suite, frame: pd.DataFrame, parameters: dict[str, Any]) -> SuiteResult:
-    """Runs one suite on a data frame with GX's ValidationDefinition."""
+    """Runs one suite on a data frame with GX's ValidationDefinition: in the validation
+    worker when one is open, else here."""
+    if _worker is not None:
+        try:
+            return _worker.submit(validate_here, suite, frame, parameters).result()
+        except BrokenProcessPool:
+            logging.getLogger(__name__).warning(
+                "the validation worker stopped; validating %s in this process", suite.name
+            )
+    return validate_here(suite, frame, parameters)
+
+
+def validate_here(suite: Suite, frame: pd.DataFrame, parameters: dict[str, Any]) -> SuiteResult:
     gx = _gx()
     from great_expectations.expectations.expectation_configuration import (
         ExpectationConfiguration,

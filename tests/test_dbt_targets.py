@@ -106,9 +106,7 @@ def test_a_model_compiled_again_from_the_kept_parse_still_inlines_its_ephemeral_
     monkeypatch.setenv("SEGMENTS_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
     monkeypatch.setenv("SEGMENTS_AS_OF", "2026-03-01 00:00:00")
     dbt = dbt_cli()
-    compiled = (
-        tmp_path / "target" / "compiled" / "behavioral_segments" / "models" / "intermediate"
-    )
+    compiled = tmp_path / "target" / "compiled" / "behavioral_segments" / "models" / "intermediate"
     for _ in range(2):
         dbt.cli(
             ["compile", "--vars", "{}", "--select", "int_events_enriched"],

@@ -1,0 +1,51 @@
+"""The validation worker: suites run in a process of their own give the results they give
+in this one, and a worker that dies leaves validation to this process."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pandas as pd
+
+from orchestration import validation
+from orchestration.validation import load_suites, validate, validate_here, validation_worker
+
+PARAMETERS = {"known_segments": ["s"], "as_of": pd.Timestamp("2026-03-01")}
+
+
+def audience_rows() -> pd.DataFrame:
+    """Three rows, two of them bad: a holdout and one without consent."""
+    return pd.DataFrame(
+        {
+            "segment": ["s", "s", "s"],
+            "user_id": ["a", "b", "c"],
+            "channel": ["email"] * 3,
+            "entered_at": pd.to_datetime(["2026-03-01"] * 3),
+            "is_holdout": [False, True, False],
+            "email_sha256": ["a" * 64, "b" * 64, "c" * 64],
+            "is_erased": [False, False, False],
+            "has_consent": [True, True, False],
+        }
+    )
+
+
+def test_the_validation_worker_fails_the_same_rows_as_this_process():
+    suite = load_suites()["audience_exports"]
+    here = validate_here(suite, audience_rows(), PARAMETERS)
+    with validation_worker():
+        worker_pid = validation._worker.submit(os.getpid).result()
+        there = validate(suite, audience_rows(), PARAMETERS)
+    assert worker_pid != os.getpid()
+    assert not there.success
+    assert there == here
+    assert there.unexpected_count == 2
+
+
+def test_a_validation_worker_that_died_leaves_validation_to_this_process():
+    suite = load_suites()["audience_exports"]
+    with validation_worker():
+        os.kill(validation._worker.submit(os.getpid).result(), signal.SIGKILL)
+        result = validate(suite, audience_rows(), PARAMETERS)
+    assert not result.success
+    assert result.unexpected_count == 2
