@@ -115,3 +115,30 @@ def test_a_model_compiled_again_from_the_kept_parse_still_inlines_its_ephemeral_
         sql = (compiled / "int_events_enriched.sql").read_text()
         assert "__dbt__cte__stg_raw__events as (" in sql
     assert parses == ["parse", "compile", "compile"]
+
+
+@pytest.mark.parametrize(
+    ("user_ids", "failing"),
+    [(["a", "b", None, None], []), (["a", "b", "b", None], [("b", 2)])],
+    ids=["unique", "duplicated"],
+)
+def test_the_unique_test_on_duckdb_fails_exactly_the_values_held_twice(
+    tmp_path, monkeypatch, user_ids, failing
+):
+    import duckdb
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("SEGMENTS_WAREHOUSE", str(warehouse))
+    dbt_cli().cli(
+        ["compile", "--vars", "{}", "--select", "unique_user_metrics_user_id"],
+        target_path=tmp_path / "target",
+    ).wait()
+    (compiled,) = (tmp_path / "target" / "compiled").rglob("unique_user_metrics_user_id.sql")
+    sql = compiled.read_text()
+    assert "distinct hash(user_id)" in sql
+    conn = duckdb.connect(str(warehouse))
+    conn.execute("create schema if not exists marts")
+    conn.execute(
+        "create table marts.user_metrics as select unnest($1::varchar[]) as user_id", [user_ids]
+    )
+    assert conn.execute(sql).fetchall() == failing
