@@ -100,6 +100,10 @@ def _release_warehouse() -> None:
         environment.close()
 
 
+# The dbt events dagster-dbt turns into outputs and check results (a node's result).
+RESULT_EVENTS = frozenset({"LogSeedResult", "LogModelResult", "LogSnapshotResult", "LogTestResult"})
+
+
 class InProcessDbtCli(DbtCliResource):
     """dagster-dbt's resource, with each command run by dbt's programmatic runner in this
     process instead of a subprocess; `cli(...)` keeps its signature, and its result
@@ -195,12 +199,14 @@ class InProcessInvocation:
             self.context.log.info(message)
 
     def _collect(self, event) -> None:
-        from dbt_common.events.functions import msg_to_dict
+        """Keeps the events a Dagster event is made of, and the errors: a command fires
+        thousands more (every statement at debug level), which dbt's log file records."""
+        if event.info.level == "error":
+            self.errors.append(event.info.msg)
+        if event.info.name in RESULT_EVENTS:
+            from dbt_common.events.functions import msg_to_dict
 
-        raw = msg_to_dict(event)
-        if raw.get("info", {}).get("level") == "error":
-            self.errors.append(raw["info"].get("msg", ""))
-        self.events.append(raw)
+            self.events.append(msg_to_dict(event))
 
     def _parsed_manifest(self, vars_text: str):
         """The project parsed for these vars and this environment: kept in this process
