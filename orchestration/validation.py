@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -116,7 +119,7 @@ def validation_worker() -> Iterator[None]:
     process sends, with the same results."""
     global _worker
     pool = ProcessPoolExecutor(
-        max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_gx
+        max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker
     )
     pool.submit(int)  # a pool starts its process on the first task: now, not at the first suite
     _worker = pool
@@ -126,6 +129,20 @@ def validation_worker() -> Iterator[None]:
         _worker = None
         # Not waited for: the worker exits on its own once it sees the pool closed.
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _start_worker() -> None:
+    """Ends the worker with the run's process, however that ends (SIGKILL included): an
+    orphan would hold Great Expectations' memory and the run's stdout and stderr."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
+    _gx()
+
+
+def _exit_with(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)
 
 
 def validate(suite: Suite, frame: pd.DataFrame, parameters: dict[str, Any]) -> SuiteResult:

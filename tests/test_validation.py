@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pandas as pd
 
 from orchestration import validation
+from orchestration.settings import PROJECT_ROOT
 from orchestration.validation import load_suites, validate, validate_here, validation_worker
 
 PARAMETERS = {"known_segments": ["s"], "as_of": pd.Timestamp("2026-03-01")}
@@ -49,3 +54,36 @@ def test_a_validation_worker_that_died_leaves_validation_to_this_process():
         result = validate(suite, audience_rows(), PARAMETERS)
     assert not result.success
     assert result.unexpected_count == 2
+
+
+def test_the_validation_worker_ends_when_the_run_is_killed(tmp_path):
+    """A run killed with SIGKILL runs no cleanup: its worker must notice by itself."""
+    script = (
+        "import os, time\n"
+        "from orchestration import validation\n"
+        "with validation.validation_worker():\n"
+        "    print(validation._worker.submit(os.getpid).result(), flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=PROJECT_ROOT
+    )
+    try:
+        worker = int(run.stdout.readline())
+        assert alive(worker)
+    finally:
+        run.kill()
+        run.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(worker)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A dead child of init not yet reaped is a zombie: it holds nothing.
+    return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
