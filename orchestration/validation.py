@@ -148,12 +148,17 @@ def _exit_with(sentinel: int) -> None:
 def validate(suite: Suite, frame: pd.DataFrame, parameters: dict[str, Any]) -> SuiteResult:
     """Runs one suite on a data frame with GX's ValidationDefinition: in the validation
     worker when one is open, else here."""
+    global _worker
     if _worker is not None:
         try:
             return _worker.submit(validate_here, suite, frame, parameters).result()
         except BrokenProcessPool:
+            # Once broken, a pool refuses every later task: the run's remaining suites
+            # go straight to this process.
+            _worker = None
             logging.getLogger(__name__).warning(
-                "the validation worker stopped; validating %s in this process", suite.name
+                "the validation worker stopped; the suites from %s on run in this process",
+                suite.name,
             )
     return validate_here(suite, frame, parameters)
 
