@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.ingestion import WAREHOUSE_DDL
+from orchestration.ingest.batch_load import WAREHOUSE_DDL
 
 # Landing files to raw tables, with the columns and types ingestion gives them.
 _LOAD_SQL = """

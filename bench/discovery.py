@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from orchestration.ingestion import (
+from orchestration.ingest.batch_load import (
     SETTLE_VARIABLE,
     LandedFile,
     already_ingested,

@@ -26,7 +26,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from orchestration.settings import DBT_PROJECT_DIR, parse_as_of
+from orchestration.core.settings import DBT_PROJECT_DIR, parse_as_of
 
 _VARS = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
 WINDOWS = {

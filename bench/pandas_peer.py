@@ -1,7 +1,7 @@
 """The pandas peer: marts.user_metrics and marts.cart_abandonments computed the way an
 analyst would in a notebook, straight from the landing zone's Parquet files.
 
-It applies the same rules as ingestion (orchestration/ingestion.py) and the dbt models
+It applies the same rules as ingestion (orchestration/ingest/batch_load.py) and the dbt models
 (stg_raw__events, int_identity_links, int_events_stitched, int_cart_episodes,
 cart_abandonments, user_metrics), with groupby, merge and vectorized columns only, so the
 benchmark compares the pipeline against a fair, correct peer. The windows are read from
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from orchestration.settings import DBT_PROJECT_DIR, parse_as_of
+from orchestration.core.settings import DBT_PROJECT_DIR, parse_as_of
 
 _VARS = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
 ABANDONMENT_WINDOW = pd.Timedelta(hours=_VARS["segments__abandonment_window_hours"])

@@ -22,7 +22,7 @@ import polars as pl
 import yaml
 
 from bench.pandas_peer import CART_ABANDONMENTS_COLUMNS, USER_METRICS_COLUMNS
-from orchestration.settings import DBT_PROJECT_DIR, parse_as_of
+from orchestration.core.settings import DBT_PROJECT_DIR, parse_as_of
 
 _VARS = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
 ABANDONMENT_WINDOW = timedelta(hours=_VARS["segments__abandonment_window_hours"])

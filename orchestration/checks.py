@@ -5,18 +5,18 @@ from pathlib import Path
 
 import dagster as dg
 
+from orchestration.activate.audience_files import stamp, unwritable
 from orchestration.assets.dbt import SEGMENT_SPECS
-from orchestration.exports import stamp, unwritable
-from orchestration.ingestion import connect
-from orchestration.resources import PipelineSettings, run_settings
-from orchestration.settings import Settings
-from orchestration.validation import (
+from orchestration.core.settings import Settings
+from orchestration.ingest.batch_load import connect
+from orchestration.quality.suites import (
     Suite,
     load_suites,
     standard_parameters,
     validate,
     write_report,
 )
+from orchestration.resources import PipelineSettings, run_settings
 
 
 def validation_folder(resolved: Settings) -> Path:

@@ -29,8 +29,8 @@ def _exit_without_teardown() -> None:
 
 atexit.register(_exit_without_teardown)
 
-from orchestration import run_record  # noqa: E402 - after the exit handler, on purpose
-from orchestration.settings import Settings, SettingsError, parse_as_of  # noqa: E402
+from orchestration.core import run_record  # noqa: E402 - after the exit handler, on purpose
+from orchestration.core.settings import Settings, SettingsError, parse_as_of  # noqa: E402
 
 # Great Expectations imports pyspark when it is installed (dbt-spark needs it), and pyspark
 # warns on import that it does not fully support pandas 3: nothing the user can act on, and
@@ -143,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from orchestration.generator import DEFAULT_START, GeneratorConfig, generate
+    from orchestration.demo.generator import DEFAULT_START, GeneratorConfig, generate
 
     config = GeneratorConfig(
         out=args.out,
@@ -191,7 +191,7 @@ def _run(args: argparse.Namespace) -> int:
             )
             print(last_summary)
             return 0
-    from orchestration.validation import validation_worker
+    from orchestration.quality.suites import validation_worker
 
     with validation_worker():
         return _run_pipelines(args, settings)

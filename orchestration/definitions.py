@@ -14,11 +14,11 @@ from orchestration.assets.exports import audience_files
 from orchestration.assets.ingestion import landing_files
 from orchestration.assets.report import audience_report
 from orchestration.checks import SUITE_CHECKS
+from orchestration.core.settings import Settings
 from orchestration.jobs import pipeline_job, refresh_job
 from orchestration.resources import build_resources
 from orchestration.schedules import SCHEDULES
 from orchestration.sensors import new_landing_files
-from orchestration.settings import Settings
 
 ALL_ASSETS = [
     landing_files,

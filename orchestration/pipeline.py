@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from orchestration.dbt_runner import DBT_ERRORS_MARKER
+from orchestration.core.locking import warehouse_lock
+from orchestration.core.settings import Settings
 from orchestration.definitions import build_definitions
 from orchestration.jobs import pipeline_job
-from orchestration.locking import warehouse_lock
-from orchestration.settings import Settings
+from orchestration.transform.dbt_runner import DBT_ERRORS_MARKER
 
 
 class PipelineError(RuntimeError):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.dbt_project import dbt_cli
-from orchestration.settings import Settings, parse_as_of
+from orchestration.core.settings import Settings, parse_as_of
+from orchestration.transform.dbt_commands import dbt_cli
 
 
 class PipelineSettings(dg.ConfigurableResource):

@@ -4,7 +4,7 @@ import hashlib
 
 import dagster as dg
 
-from orchestration.ingestion import LandedFile, WarehouseBusyError, pending_files
+from orchestration.ingest.batch_load import LandedFile, WarehouseBusyError, pending_files
 from orchestration.jobs import pipeline_job
 from orchestration.resources import PipelineSettings
 

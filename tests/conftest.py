@@ -15,9 +15,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from orchestration.ingestion import ENTITY_COLUMNS, SETTLE_VARIABLE
+from orchestration.core.settings import PROJECT_ROOT, Settings
+from orchestration.ingest.batch_load import ENTITY_COLUMNS, SETTLE_VARIABLE
 from orchestration.pipeline import run_pipeline
-from orchestration.settings import PROJECT_ROOT, Settings
 
 # Every test writes its landing files whole before it runs the pipeline (commands it starts
 # inherit this too); tests of the settle time set their own.

@@ -13,8 +13,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestration.settings import PROJECT_ROOT
-from orchestration.validation import load_suites, validate
+from orchestration.core.settings import PROJECT_ROOT
+from orchestration.quality.suites import load_suites, validate
 from tests.conftest import event, project_copy, write_events, write_rows
 
 AS_OF = "2026-03-01T00:00:00Z"

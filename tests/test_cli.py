@@ -10,10 +10,10 @@ from datetime import datetime
 import pytest
 
 from orchestration.cli import main
-from orchestration.dbt_project import dbt_build_args, dbt_environment
-from orchestration.dbt_runner import InProcessDbtCli
+from orchestration.core.settings import Settings, SettingsError, parse_as_of
 from orchestration.pipeline import PipelineError, run_pipeline
-from orchestration.settings import Settings, SettingsError, parse_as_of
+from orchestration.transform.dbt_commands import dbt_build_args, dbt_environment
+from orchestration.transform.dbt_runner import InProcessDbtCli
 from tests.conftest import event, write_events
 
 

@@ -15,14 +15,14 @@ import duckdb
 import pytest
 
 from orchestration.assets.dbt import event_models
+from orchestration.core.locking import WarehouseLockedError, lock_path, warehouse_lock
+from orchestration.core.settings import PROJECT_ROOT, Settings
 from orchestration.definitions import build_definitions
-from orchestration.generator import GeneratorConfig, generate
-from orchestration.locking import WarehouseLockedError, lock_path, warehouse_lock
+from orchestration.demo.generator import GeneratorConfig, generate
 from orchestration.pipeline import run_pipeline
 from orchestration.resources import AS_OF_TAG, PipelineSettings, build_resources
 from orchestration.schedules import daily_audiences, hourly_refresh
 from orchestration.sensors import new_landing_files
-from orchestration.settings import PROJECT_ROOT, Settings
 from tests.conftest import event, write_events
 from tests.test_incremental import differences
 
@@ -172,7 +172,7 @@ def test_run_lock_fails_at_once_or_waits(tmp_path):
             sys.executable,
             "-c",
             "import sys, time; from pathlib import Path; "
-            "from orchestration.locking import warehouse_lock\n"
+            "from orchestration.core.locking import warehouse_lock\n"
             "with warehouse_lock(Path(sys.argv[1])):\n"
             "    print('held', flush=True); time.sleep(3)",
             str(warehouse),

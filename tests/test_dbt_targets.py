@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from dbt.cli.main import dbtRunner
 
-from orchestration import dbt_runner
 from orchestration.assets.dbt import KEEP_RUN_TARGETS, _prune_run_targets, run_target_path
-from orchestration.dbt_project import dbt_cli, dbt_project
-from orchestration.dbt_runner import parse_folder, parse_key
+from orchestration.transform import dbt_runner
+from orchestration.transform.dbt_commands import dbt_cli, dbt_project
+from orchestration.transform.dbt_runner import parse_folder, parse_key
 
 
 def make_run(runs: Path, name: str, mtime: float) -> Path:

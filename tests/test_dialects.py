@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestration.settings import PROJECT_ROOT
+from orchestration.core.settings import PROJECT_ROOT
 from tests.conftest import project_copy
 from tests.warehouse_dialects import compile_models, foreign_models, foreign_sql
 

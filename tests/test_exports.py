@@ -11,8 +11,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestration.exports import ExportError, SegmentSpec, escape_cell, export_audiences
-from orchestration.ingestion import ensure_warehouse
+from orchestration.activate.audience_files import (
+    ExportError,
+    SegmentSpec,
+    escape_cell,
+    export_audiences,
+)
+from orchestration.ingest.batch_load import ensure_warehouse
 
 SEGMENTS = [SegmentSpec("lost_carts", "email"), SegmentSpec("app_fans", "push")]
 T1, T2, T3 = datetime(2026, 3, 1), datetime(2026, 3, 2), datetime(2026, 3, 3)

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from orchestration.cli import main
-from orchestration.generator import GeneratorConfig, generate
+from orchestration.demo.generator import GeneratorConfig, generate
 
 pytestmark = pytest.mark.reliability
 

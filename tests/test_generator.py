@@ -9,8 +9,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestration.generator import BAD_KINDS, GeneratorConfig, generate
-from orchestration.ingestion import connect, ingest
+from orchestration.demo.generator import BAD_KINDS, GeneratorConfig, generate
+from orchestration.ingest.batch_load import connect, ingest
 
 
 def digest(folder: Path) -> dict[str, str]:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from orchestration.cli import main
-from orchestration.ingestion import (
+from orchestration.core.settings import SettingsError
+from orchestration.ingest.batch_load import (
     SETTLE_VARIABLE,
     LandedFile,
     WaitingFile,
@@ -20,7 +21,6 @@ from orchestration.ingestion import (
     pending_files,
     settle_seconds,
 )
-from orchestration.settings import SettingsError
 from tests.conftest import AS_OF, at, event, write_events
 
 SETTLE = 60

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.generator import GeneratorConfig, generate
+from orchestration.core.settings import Settings
+from orchestration.demo.generator import GeneratorConfig, generate
 from orchestration.pipeline import run_pipeline
-from orchestration.settings import Settings
 from tests.conftest import event, write_events
 
 COMPARED = (

@@ -11,9 +11,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestration import ingestion as ingestion_module
-from orchestration.ingestion import connect, ingest
-from orchestration.settings import SettingsError
+from orchestration.core.settings import SettingsError
+from orchestration.ingest import batch_load as ingestion_module
+from orchestration.ingest.batch_load import connect, ingest
 from tests.conftest import event, write_events, write_rows
 
 INGESTED_AT = datetime(2026, 3, 2, 12, 0, 0)

@@ -12,7 +12,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestration.ingestion import connect, ingest
+from orchestration.ingest.batch_load import connect, ingest
 from tests.conftest import EVENT_COLUMNS
 
 INGESTED_AT = datetime(2026, 3, 2, 12)

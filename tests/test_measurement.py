@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.generator import holdout_bucket
+from orchestration.demo.generator import holdout_bucket
 from tests.browser import chromium_path, visit
 from tests.conftest import AS_OF, at, event, query, run, write_events, write_rows
 

@@ -16,9 +16,9 @@ import pytest
 
 from bench import pandas_peer, polars_peer
 from bench.floor import MARTS, run_floor
-from orchestration.generator import GeneratorConfig, generate
+from orchestration.core.settings import Settings
+from orchestration.demo.generator import GeneratorConfig, generate
 from orchestration.pipeline import run_pipeline
-from orchestration.settings import Settings
 from tests.conftest import EVENT_COLUMNS, at, event, write_rows
 from tests.test_marts import scenario_events
 

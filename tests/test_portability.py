@@ -21,10 +21,10 @@ import duckdb
 import pandas as pd
 import pytest
 
-from orchestration.erasure import IDENTITY_COLUMNS
-from orchestration.generator import GeneratorConfig, generate
-from orchestration.ingestion import connect, ensure_warehouse
-from orchestration.warehouses import publish
+from orchestration.core.targets import publish
+from orchestration.demo.generator import GeneratorConfig, generate
+from orchestration.ingest.batch_load import connect, ensure_warehouse
+from orchestration.ingest.erasure import IDENTITY_COLUMNS
 from tests.conftest import run
 from tests.postgres import postgres_server  # noqa: F401 - a fixture
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from orchestration.core.settings import Settings
 from orchestration.definitions import build_definitions
 from orchestration.jobs import pipeline_job
-from orchestration.settings import Settings
-from orchestration.validation import WITHHELD, load_suites, validate
+from orchestration.quality.suites import WITHHELD, load_suites, validate
 from tests.conftest import AS_OF, at, event, run, write_events, write_rows
 
 D = timedelta(days=1)
@@ -144,7 +144,7 @@ def test_a_failed_expectation_on_a_personal_column_keeps_no_sample():
             "has_consent": [True],
         }
     )
-    from orchestration.validation import standard_parameters
+    from orchestration.quality.suites import standard_parameters
 
     result = validate(suite, frame, standard_parameters(AS_OF, ["frequent_buyers"]))
     assert not result.success

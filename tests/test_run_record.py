@@ -7,9 +7,9 @@ from datetime import datetime
 
 import pytest
 
-from orchestration import run_record
 from orchestration.cli import main
-from orchestration.settings import Settings
+from orchestration.core import run_record
+from orchestration.core.settings import Settings
 
 AS_OF = datetime(2026, 4, 1)
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from orchestration import validation
-from orchestration.settings import PROJECT_ROOT
-from orchestration.validation import load_suites, validate, validate_here, validation_worker
+from orchestration.core.settings import PROJECT_ROOT
+from orchestration.quality import suites as validation
+from orchestration.quality.suites import load_suites, validate, validate_here, validation_worker
 
 PARAMETERS = {"known_segments": ["s"], "as_of": pd.Timestamp("2026-03-01")}
 
@@ -60,7 +60,7 @@ def test_the_validation_worker_ends_when_the_run_is_killed(tmp_path):
     """A run killed with SIGKILL runs no cleanup: its worker must notice by itself."""
     script = (
         "import os, time\n"
-        "from orchestration import validation\n"
+        "from orchestration.quality import suites as validation\n"
         "with validation.validation_worker():\n"
         "    print(validation._worker.submit(os.getpid).result(), flush=True)\n"
         "    time.sleep(60)\n"

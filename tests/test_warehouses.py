@@ -1,12 +1,12 @@
-"""The landing store's record of what another target was given (orchestration/warehouses.py),
+"""The landing store's record of what another target was given (orchestration/core/targets.py),
 without a warehouse: the PostgreSQL and Spark runs themselves are in test_portability."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from orchestration.ingestion import connect, ensure_warehouse
-from orchestration.warehouses import erasure_pending, record_erasure
+from orchestration.core.targets import erasure_pending, record_erasure
+from orchestration.ingest.batch_load import connect, ensure_warehouse
 
 
 def tombstone(conn, digest: str) -> None:

@@ -1,5 +1,5 @@
 {#- Operation `dbt run-operation erase_identities`, for a target other than the DuckDB file
-    (orchestration/warehouses.py): deletes from every model the target keeps between runs
+    (orchestration/core/targets.py): deletes from every model the target keeps between runs
     (the incremental ones; the others are rebuilt from raw tables that no longer hold the
     person) the rows whose identity's sha256 is in audit.erased_identities. Logs the
     relations it checked, never an identity. -#}

@@ -21,7 +21,11 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from orchestration.dbt_project import (
+from orchestration.core.targets import DUCKDB, fetch, readable_marts
+from orchestration.ingest.batch_load import connect
+from orchestration.partitions import daily_partitions
+from orchestration.resources import PipelineSettings, run_settings
+from orchestration.transform.dbt_commands import (
     dbt_build_args,
     dbt_environment,
     dbt_project,
@@ -30,11 +34,7 @@ from orchestration.dbt_project import (
     segment_models,
     segment_specs,
 )
-from orchestration.dbt_runner import prune_siblings
-from orchestration.ingestion import connect
-from orchestration.partitions import daily_partitions
-from orchestration.resources import PipelineSettings, run_settings
-from orchestration.warehouses import DUCKDB, fetch, readable_marts
+from orchestration.transform.dbt_runner import prune_siblings
 
 AUDIENCE_TAG = "tag:audience"
 MEASUREMENT_TAG = "tag:measurement"

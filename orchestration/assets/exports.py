@@ -5,13 +5,13 @@ import time
 
 import dagster as dg
 
+from orchestration.activate.audience_files import export_audiences, unwritable
 from orchestration.assets.dbt import SEGMENT_SPECS
 from orchestration.checks import GUARDED_ASSETS, validation_folder
-from orchestration.dbt_project import dbt_environment
-from orchestration.exports import export_audiences, unwritable
-from orchestration.ingestion import connect
+from orchestration.core.targets import publish
+from orchestration.ingest.batch_load import connect
 from orchestration.resources import PipelineSettings, run_settings
-from orchestration.warehouses import publish
+from orchestration.transform.dbt_commands import dbt_environment
 
 
 @dg.asset(

@@ -4,12 +4,12 @@ import time
 
 import dagster as dg
 
-from orchestration.dbt_project import dbt_environment, dbt_operation
-from orchestration.dbt_runner import InProcessDbtCli
-from orchestration.ingestion import connect, ingest
+from orchestration.core.settings import utc_now
+from orchestration.core.targets import erasure_pending, publish, record_erasure
+from orchestration.ingest.batch_load import connect, ingest
 from orchestration.resources import PipelineSettings, run_settings
-from orchestration.settings import utc_now
-from orchestration.warehouses import erasure_pending, publish, record_erasure
+from orchestration.transform.dbt_commands import dbt_environment, dbt_operation
+from orchestration.transform.dbt_runner import InProcessDbtCli
 
 RAW_TABLES = ("events", "customers", "erasure_requests")
 

@@ -5,8 +5,8 @@ import time
 import dagster as dg
 
 from orchestration.assets.dbt import EXPORT_ASSET, SEGMENT_SPECS
-from orchestration.ingestion import connect
-from orchestration.report import write_report
+from orchestration.ingest.batch_load import connect
+from orchestration.measure.report_page import write_report
 from orchestration.resources import PipelineSettings, run_settings
 
 # The marts the page reads.

@@ -1,5 +1,5 @@
 {#- The stage through which `segments run --target spark` exchanges tables with Spark
-    (orchestration/warehouses.py): a folder named by SEGMENTS_SPARK_STAGE, which the
+    (orchestration/core/targets.py): a folder named by SEGMENTS_SPARK_STAGE, which the
     pipeline sets. Without it (dbt run by hand over tables loaded otherwise), and on every
     other warehouse, these hooks do nothing. -#}
 {% macro _spark_stage() -%}

@@ -25,7 +25,7 @@ from dagster_dbt.asset_utils import (
 from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
 from dagster_dbt.dbt_manifest import validate_manifest
 
-from orchestration.run_record import newest_source_mtime
+from orchestration.core.run_record import newest_source_mtime
 
 # What a parse depends on besides the project's files: its vars and the environment the
 # profile and macros read. Parses are kept per warehouse: a new warehouse path changes the

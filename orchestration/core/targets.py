@@ -33,7 +33,7 @@ from urllib.parse import quote, quote_plus, urlencode
 import duckdb
 import pyarrow
 
-from orchestration.erasure import quoted_identifier
+from orchestration.ingest.erasure import quoted_identifier
 
 DUCKDB = "duckdb"
 POSTGRES = "postgres"
@@ -385,7 +385,7 @@ def publish(
 ) -> PublishReport:
     """Brings the target's copies of `tables` (of PUBLISHED_TABLES) to the file's rows (see
     the module's docstring). Nothing to do on DuckDB, where the models read the file
-    itself. `environment` is the dbt run's (orchestration.dbt_project.dbt_environment)."""
+    itself. `environment` is the dbt run's (`dbt_commands.dbt_environment`)."""
     if target == DUCKDB:
         return PublishReport()
     local.execute(_RECORD_DDL)

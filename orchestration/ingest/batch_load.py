@@ -9,7 +9,7 @@ New files (keyed by path and content hash) of one run form a batch, read in two 
 2. Write, in one transaction: the files are read again and their accepted rows go
    straight into the raw tables, typed and in file and row order, with the quarantine
    and the reconciliation; then the erasures the batch asks for or touches are applied
-   (orchestration/erasure.py). A run that dies leaves the warehouse as it was.
+   (orchestration/ingest/erasure.py). A run that dies leaves the warehouse as it was.
 
 Reading a file twice costs less than keeping copies of every row between the steps: as
 text staging tables, such copies took 8 GB for 10M events. Parquet files that share a
@@ -35,8 +35,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from orchestration.erasure import ErasureReport, apply_erasures
-from orchestration.settings import SettingsError
+from orchestration.core.settings import SettingsError
+from orchestration.ingest.erasure import ErasureReport, apply_erasures
 
 ENTITY_COLUMNS: dict[str, tuple[str, ...]] = {
     "events": (

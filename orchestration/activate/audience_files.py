@@ -26,7 +26,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from orchestration.validation import SuiteResult, load_suites, validate
+from orchestration.quality.suites import SuiteResult, load_suites, validate
 
 STAMP_FORMAT = "%Y%m%dT%H%MZ"
 _STAMP = re.compile(r"^\d{8}T\d{4}Z$")

@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 from jinja2 import Environment, PackageLoader, select_autoescape
 from plotly.offline import get_plotlyjs
 
-from orchestration.exports import complete_exports, write_atomically
+from orchestration.activate.audience_files import complete_exports, write_atomically
 
 REPORT_NAME = "report.html"
 # Colours that stay apart for the colour-blind (Okabe-Ito): treated, holdout.
@@ -28,7 +28,7 @@ TREATED, HOLDOUT = "#0072B2", "#E69F00"
 _PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
 _templates = Environment(
-    loader=PackageLoader("orchestration", "templates"),
+    loader=PackageLoader("orchestration.measure", "templates"),
     autoescape=select_autoescape(["html"]),
     keep_trailing_newline=True,
 )

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # The dbt project: the one in this repository unless SEGMENTS_DBT_PROJECT_DIR names another.
 DBT_PROJECT_DIR = Path(
     os.environ.get("SEGMENTS_DBT_PROJECT_DIR", str(PROJECT_ROOT / "dbt_project"))
@@ -39,7 +39,7 @@ class Settings:
     landing_dir: Path = Path("data/landing")
     warehouse: Path = Path("data/warehouse.duckdb")
     exports_dir: Path = Path("data/exports")
-    # The output of dbt_project/profiles.yml dbt builds in (orchestration/warehouses.py).
+    # The output of dbt_project/profiles.yml dbt builds in (orchestration/core/targets.py).
     target: str = "duckdb"
     as_of: datetime | None = None
     full_refresh: bool = False
@@ -64,7 +64,7 @@ class Settings:
 
     def resolved(self) -> Settings:
         """Absolute paths and a fixed as_of, so every step of one run agrees."""
-        from orchestration.warehouses import WarehouseError, check_target
+        from orchestration.core.targets import WarehouseError, check_target
 
         try:
             check_target(self.target)

@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from orchestration.settings import PROJECT_ROOT
+from orchestration.core.settings import PROJECT_ROOT
 
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 

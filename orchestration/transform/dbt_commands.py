@@ -14,11 +14,11 @@ from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
 
-from orchestration.dbt_runner import InProcessDbtCli
-from orchestration.exports import SegmentSpec
-from orchestration.run_record import newest_source_mtime
-from orchestration.settings import DBT_PROJECT_DIR, Settings
-from orchestration.warehouses import SPARK, spark_environment
+from orchestration.activate.audience_files import SegmentSpec
+from orchestration.core.run_record import newest_source_mtime
+from orchestration.core.settings import DBT_PROJECT_DIR, Settings
+from orchestration.core.targets import SPARK, spark_environment
+from orchestration.transform.dbt_runner import InProcessDbtCli
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
@@ -31,7 +31,7 @@ def dbt_executable() -> str:
 
 
 def dbt_cli() -> InProcessDbtCli:
-    """The dbt resource: commands run in this process (orchestration/dbt_runner.py).
+    """The dbt resource: commands run in this process (orchestration/transform/dbt_runner.py).
     dagster-dbt insists on an executable it can find, though none is started."""
     return InProcessDbtCli(project_dir=dbt_project, dbt_executable=dbt_executable())
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from orchestration.settings import DBT_PROJECT_DIR, PROJECT_ROOT, Settings
+from orchestration.core.settings import DBT_PROJECT_DIR, PROJECT_ROOT, Settings
 
 RECORD_SUFFIX = ".last-run.json"
 
