@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.ingest.batch_load import WAREHOUSE_DDL
+from orchestration.resources import ensure_warehouse
 
 # Landing files to raw tables, with the columns and types ingestion gives them.
 _LOAD_SQL = """
@@ -77,7 +77,7 @@ def run_floor(landing: Path, manifest_path: Path, db: Path, memory_limit: str) -
     started = time.monotonic()
     conn = duckdb.connect(str(db))
     conn.execute(f"set TimeZone = 'UTC'; set threads = 2; set memory_limit = '{memory_limit}'")
-    conn.execute(WAREHOUSE_DDL)
+    ensure_warehouse(conn)
     for statement in _LOAD_SQL.split(";")[:-1]:
         entity = statement.split("raw.", 1)[1].split()[0]
         conn.execute(

@@ -19,13 +19,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from orchestration.ingest.batch_load import (
+from orchestration.core.warehouse import connect
+from orchestration.ingest.batch_load import ingest
+from orchestration.ingest.landing_files import (
     SETTLE_VARIABLE,
     LandedFile,
     already_ingested,
-    connect,
     discover,
-    ingest,
     known_hashes,
 )
 

@@ -8,7 +8,7 @@ import dagster as dg
 from orchestration.activate.audience_files import stamp, unwritable
 from orchestration.assets.dbt import SEGMENT_SPECS
 from orchestration.core.settings import Settings
-from orchestration.ingest.batch_load import connect
+from orchestration.core.warehouse import connect
 from orchestration.quality.suites import (
     Suite,
     load_suites,

@@ -7,8 +7,11 @@ from datetime import UTC
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
+from orchestration.activate.audience_files import ensure_export_log
 from orchestration.core.settings import Settings, parse_as_of
+from orchestration.ingest.batch_load import ensure_landing_tables
 from orchestration.transform.dbt_commands import dbt_cli
 
 
@@ -82,3 +85,10 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "settings": PipelineSettings.from_settings(settings),
         "dbt": dbt_cli(),
     }
+
+
+def ensure_warehouse(conn: duckdb.DuckDBPyConnection) -> None:
+    """The tables the pipeline's own code writes, each defined by the part that owns it:
+    dbt reads them as sources from the first run on, before any export was made."""
+    ensure_landing_tables(conn)
+    ensure_export_log(conn)

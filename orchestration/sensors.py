@@ -4,7 +4,8 @@ import hashlib
 
 import dagster as dg
 
-from orchestration.ingest.batch_load import LandedFile, WarehouseBusyError, pending_files
+from orchestration.core.warehouse import WarehouseBusyError
+from orchestration.ingest.landing_files import LandedFile, pending_files
 from orchestration.jobs import pipeline_job
 from orchestration.resources import PipelineSettings
 

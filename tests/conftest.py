@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from orchestration.core.settings import PROJECT_ROOT, Settings
-from orchestration.ingest.batch_load import ENTITY_COLUMNS, SETTLE_VARIABLE
+from orchestration.ingest.landing_files import ENTITY_COLUMNS, SETTLE_VARIABLE
 from orchestration.pipeline import run_pipeline
 
 # Every test writes its landing files whole before it runs the pipeline (commands it starts

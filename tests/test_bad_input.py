@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.ingest.batch_load import connect, ingest
+from orchestration.core.warehouse import connect
+from orchestration.ingest.batch_load import ingest
 from tests.conftest import EVENT_COLUMNS, event, write_events
 
 INGESTED_AT = datetime(2026, 3, 2, 12)
@@ -52,7 +53,7 @@ def symlink_out_of_the_landing_zone(events: Path) -> None:
 
 
 def long_line_over_the_limit(events: Path, monkeypatch) -> None:
-    monkeypatch.setattr("orchestration.ingest.batch_load.MAX_LINE_BYTES", 1024 * 1024)
+    monkeypatch.setattr("orchestration.ingest.file_readers.MAX_LINE_BYTES", 1024 * 1024)
     big = {**E2, "properties": json.dumps({"x": "y" * 2_000_000})}
     (events / "bad.jsonl").write_text(json.dumps(E1) + "\n" + json.dumps(big) + "\n")
 

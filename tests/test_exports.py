@@ -17,7 +17,7 @@ from orchestration.activate.audience_files import (
     escape_cell,
     export_audiences,
 )
-from orchestration.ingest.batch_load import ensure_warehouse
+from orchestration.resources import ensure_warehouse
 
 SEGMENTS = [SegmentSpec("lost_carts", "email"), SegmentSpec("app_fans", "push")]
 T1, T2, T3 = datetime(2026, 3, 1), datetime(2026, 3, 2), datetime(2026, 3, 3)

@@ -9,8 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from orchestration.core.warehouse import connect
 from orchestration.demo.generator import BAD_KINDS, GeneratorConfig, generate
-from orchestration.ingest.batch_load import connect, ingest
+from orchestration.ingest.batch_load import ingest
 
 
 def digest(folder: Path) -> dict[str, str]:

@@ -12,12 +12,12 @@ import pytest
 
 from orchestration.cli import main
 from orchestration.core.settings import SettingsError
-from orchestration.ingest.batch_load import (
+from orchestration.core.warehouse import connect
+from orchestration.ingest.batch_load import ingest
+from orchestration.ingest.landing_files import (
     SETTLE_VARIABLE,
     LandedFile,
     WaitingFile,
-    connect,
-    ingest,
     pending_files,
     settle_seconds,
 )

@@ -12,8 +12,9 @@ import duckdb
 import pytest
 
 from orchestration.core.settings import SettingsError
-from orchestration.ingest import batch_load as ingestion_module
-from orchestration.ingest.batch_load import connect, ingest
+from orchestration.core.warehouse import connect
+from orchestration.ingest import landing_files
+from orchestration.ingest.batch_load import ingest
 from tests.conftest import event, write_events, write_rows
 
 INGESTED_AT = datetime(2026, 3, 2, 12, 0, 0)
@@ -454,13 +455,13 @@ def test_memory_limit_that_is_not_a_size_is_a_settings_error(tmp_path, monkeypat
 def hashed(monkeypatch) -> list[str]:
     """The names of the landing files ingestion reads to hash them."""
     names: list[str] = []
-    original = ingestion_module._sha256
+    original = landing_files._sha256
 
     def counting(path: Path) -> str:
         names.append(path.name)
         return original(path)
 
-    monkeypatch.setattr(ingestion_module, "_sha256", counting)
+    monkeypatch.setattr(landing_files, "_sha256", counting)
     return names
 
 
@@ -509,7 +510,7 @@ def test_a_folder_that_cannot_be_listed_is_rejected_and_the_others_read(
             raise PermissionError(13, "Permission denied", str(path))
         return listing(path)
 
-    monkeypatch.setattr(ingestion_module.os, "scandir", scandir)
+    monkeypatch.setattr(landing_files.os, "scandir", scandir)
     conn, report = ingest_into(tmp_path, landing)
     assert report.files_ingested == 1
     assert report.files_rejected == [

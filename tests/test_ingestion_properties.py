@@ -12,7 +12,8 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestration.ingest.batch_load import connect, ingest
+from orchestration.core.warehouse import connect
+from orchestration.ingest.batch_load import ingest
 from tests.conftest import EVENT_COLUMNS
 
 INGESTED_AT = datetime(2026, 3, 2, 12)

@@ -22,9 +22,10 @@ import pandas as pd
 import pytest
 
 from orchestration.core.targets import publish
+from orchestration.core.warehouse import connect
 from orchestration.demo.generator import GeneratorConfig, generate
-from orchestration.ingest.batch_load import connect, ensure_warehouse
 from orchestration.ingest.erasure import IDENTITY_COLUMNS
+from orchestration.resources import ensure_warehouse
 from tests.conftest import run
 from tests.postgres import postgres_server  # noqa: F401 - a fixture
 

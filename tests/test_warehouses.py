@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from orchestration.core.targets import erasure_pending, record_erasure
-from orchestration.ingest.batch_load import connect, ensure_warehouse
+from orchestration.core.warehouse import connect
+from orchestration.resources import ensure_warehouse
 
 
 def tombstone(conn, digest: str) -> None:

@@ -36,6 +36,21 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 ADDRESS_COLUMN = {"email": "email", "sms": "phone", "push": "user_id"}
 
 
+# One row per user per segment file of each export: what the cooldown, the frequency cap
+# and the added/removed deltas read back, and the audit of what was sent.
+EXPORT_LOG_TABLE = """
+create schema if not exists audit;
+create table if not exists audit.export_log (
+    export_id varchar not null, segment varchar not null, user_id varchar not null,
+    entered_at timestamp not null, exported_at timestamp not null
+);
+"""
+
+
+def ensure_export_log(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute(EXPORT_LOG_TABLE)
+
+
 class ExportError(RuntimeError):
     """The export could not be written; the previous export stays `latest`."""
 

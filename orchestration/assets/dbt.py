@@ -22,7 +22,7 @@ from dagster_dbt import (
 )
 
 from orchestration.core.targets import DUCKDB, fetch, readable_marts
-from orchestration.ingest.batch_load import connect
+from orchestration.core.warehouse import connect
 from orchestration.partitions import daily_partitions
 from orchestration.resources import PipelineSettings, run_settings
 from orchestration.transform.dbt_commands import (

@@ -9,7 +9,7 @@ from orchestration.activate.audience_files import export_audiences, unwritable
 from orchestration.assets.dbt import SEGMENT_SPECS
 from orchestration.checks import GUARDED_ASSETS, validation_folder
 from orchestration.core.targets import publish
-from orchestration.ingest.batch_load import connect
+from orchestration.core.warehouse import connect
 from orchestration.resources import PipelineSettings, run_settings
 from orchestration.transform.dbt_commands import dbt_environment
 

@@ -6,8 +6,9 @@ import dagster as dg
 
 from orchestration.core.settings import utc_now
 from orchestration.core.targets import erasure_pending, publish, record_erasure
-from orchestration.ingest.batch_load import connect, ingest
-from orchestration.resources import PipelineSettings, run_settings
+from orchestration.core.warehouse import connect
+from orchestration.ingest.batch_load import ingest
+from orchestration.resources import PipelineSettings, ensure_warehouse, run_settings
 from orchestration.transform.dbt_commands import dbt_environment, dbt_operation
 from orchestration.transform.dbt_runner import InProcessDbtCli
 
@@ -35,6 +36,7 @@ def landing_files(
     started = time.monotonic()
     conn = connect(resolved.warehouse)
     try:
+        ensure_warehouse(conn)
         report = ingest(conn, resolved.landing_dir, utc_now(), progress=context.log.info)
         table_rows = {
             table: conn.execute(f"select count(*) from raw.{table}").fetchone()[0]

@@ -5,7 +5,7 @@ import time
 import dagster as dg
 
 from orchestration.assets.dbt import EXPORT_ASSET, SEGMENT_SPECS
-from orchestration.ingest.batch_load import connect
+from orchestration.core.warehouse import connect
 from orchestration.measure.report_page import write_report
 from orchestration.resources import PipelineSettings, run_settings
 

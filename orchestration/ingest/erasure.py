@@ -32,6 +32,24 @@ _LANDED_IDENTITIES = {
 _QUARANTINED_IDENTITY_FIELDS = ("user_id", "anonymous_id", "customer_id")
 
 
+# What erasure keeps: the hashes of erased identities (so later files are erased on
+# arrival) and one row per request applied.
+ERASURE_TABLES = """
+create schema if not exists audit;
+create table if not exists audit.erased_identities (
+    identity_sha256 varchar not null, erased_at timestamp not null
+);
+create table if not exists audit.erasure_log (
+    request_file varchar not null, request_row bigint not null, requested_at timestamp not null,
+    applied_at timestamp not null, _batch_id bigint not null
+);
+"""
+
+
+def ensure_erasure_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute(ERASURE_TABLES)
+
+
 @dataclass
 class ErasureReport:
     requests: int = 0
