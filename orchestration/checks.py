@@ -5,8 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.activate.audience_files import stamp, unwritable
-from orchestration.assets.dbt import SEGMENT_SPECS
+from orchestration.activate.audience_files import read_segments, stamp, unwritable
 from orchestration.core.settings import Settings
 from orchestration.core.warehouse import connect
 from orchestration.quality.suites import (
@@ -14,7 +13,7 @@ from orchestration.quality.suites import (
     load_suites,
     standard_parameters,
     validate,
-    write_report,
+    write_suite_result,
 )
 from orchestration.resources import PipelineSettings, run_settings
 
@@ -38,13 +37,13 @@ def _suite_check(suite: Suite) -> dg.AssetChecksDefinition:
         conn = connect(resolved.warehouse, read_only=True)
         try:
             frame = conn.execute(suite.query).df()
+            known = [spec.name for spec in read_segments(conn)]
         finally:
             conn.close()
-        known = [spec.name for spec in SEGMENT_SPECS]
         result = validate(suite, frame, standard_parameters(resolved.as_of, known))
         folder = validation_folder(resolved)
         try:
-            report = write_report(folder, result)
+            report = write_suite_result(folder, result)
         except OSError as error:
             raise unwritable(folder, error) from error
         return dg.AssetCheckResult(

@@ -30,7 +30,7 @@ def _exit_without_teardown() -> None:
 atexit.register(_exit_without_teardown)
 
 from orchestration.core import run_record  # noqa: E402 - after the exit handler, on purpose
-from orchestration.core.settings import Settings, SettingsError, parse_as_of  # noqa: E402
+from orchestration.core.settings import DUCKDB, Settings, SettingsError, parse_as_of  # noqa: E402
 
 # Great Expectations imports pyspark when it is installed (dbt-spark needs it), and pyspark
 # warns on import that it does not fully support pandas 3: nothing the user can act on, and
@@ -240,7 +240,7 @@ def _history_rebuild_warning(settings: Settings) -> str:
     """What --rebuild-history discards, with the number of recorded stays when the
     DuckDB file holds them."""
     stays = "every recorded stay"
-    if settings.target == "duckdb" and settings.warehouse.exists():
+    if settings.target == DUCKDB and settings.warehouse.exists():
         import duckdb
 
         try:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from orchestration.core.locking import warehouse_lock
-from orchestration.core.settings import Settings
+from orchestration.core.settings import DUCKDB, Settings
 from orchestration.definitions import build_definitions
 from orchestration.jobs import pipeline_job
 from orchestration.transform.dbt_runner import DBT_ERRORS_MARKER
@@ -158,7 +158,7 @@ def format_summary(summary: RunSummary, settings: Settings) -> str:
         f"warehouse: {settings.warehouse}"
         + (
             f" (landing store; dbt builds in {settings.target})"
-            if settings.target != "duckdb"
+            if settings.target != DUCKDB
             else ""
         ),
     ]

@@ -14,18 +14,21 @@ from orchestration.core.settings import Settings, parse_as_of
 from orchestration.ingest.batch_load import ensure_landing_tables
 from orchestration.transform.dbt_commands import dbt_cli
 
+_DEFAULTS = Settings()
+
 
 class PipelineSettings(dg.ConfigurableResource):
     """Where the landing zone, the warehouse and the exports are, the dbt target, the run's as_of
     (empty: the moment the run starts), and overrides of the dbt project's vars as JSON."""
 
-    landing_dir: str = "data/landing"
-    warehouse: str = "data/warehouse.duckdb"
-    exports_dir: str = "data/exports"
-    target: str = "duckdb"
+    # Settings' defaults: the same run whether it starts from Dagster or from `segments`.
+    landing_dir: str = str(_DEFAULTS.landing_dir)
+    warehouse: str = str(_DEFAULTS.warehouse)
+    exports_dir: str = str(_DEFAULTS.exports_dir)
+    target: str = _DEFAULTS.target
     as_of: str = ""
-    full_refresh: bool = False
-    rebuild_history: bool = False
+    full_refresh: bool = _DEFAULTS.full_refresh
+    rebuild_history: bool = _DEFAULTS.rebuild_history
     dbt_vars_json: str = "{}"
 
     @classmethod

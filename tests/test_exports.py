@@ -19,7 +19,7 @@ from orchestration.activate.audience_files import (
 )
 from orchestration.resources import ensure_warehouse
 
-SEGMENTS = [SegmentSpec("lost_carts", "email"), SegmentSpec("app_fans", "push")]
+SEGMENTS = [SegmentSpec("lost_carts", "email", "email"), SegmentSpec("app_fans", "push", None)]
 T1, T2, T3 = datetime(2026, 3, 1), datetime(2026, 3, 2), datetime(2026, 3, 3)
 SHA = "a" * 64
 
@@ -207,7 +207,11 @@ def test_clear_addresses_replace_the_hash_when_configured(warehouse, tmp_path):
 def test_unsafe_segment_name_cannot_become_a_path(warehouse, tmp_path):
     with pytest.raises(ExportError, match="not a safe file name"):
         export_audiences(
-            warehouse, tmp_path / "exports", T1, [SegmentSpec("../../etc/passwd", "email")], {}
+            warehouse,
+            tmp_path / "exports",
+            T1,
+            [SegmentSpec("../../etc/passwd", "email", "email")],
+            {},
         )
 
 

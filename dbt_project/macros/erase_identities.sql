@@ -2,9 +2,9 @@
     (orchestration/core/targets.py): deletes from every model the target keeps between runs
     (the incremental ones; the others are rebuilt from raw tables that no longer hold the
     person) the rows whose identity's sha256 is in audit.erased_identities. Logs the
-    relations it checked, never an identity. -#}
-{% macro erase_identities() %}
-    {%- set identity_columns = ['user_id', 'anonymous_id', 'customer_id', 'event_user_id'] -%}
+    relations it checked, never an identity. `identity_columns` comes from the pipeline
+    (IDENTITY_COLUMNS in orchestration/ingest/erasure.py), which erases the DuckDB file. -#}
+{% macro erase_identities(identity_columns) %}
     {%- set tombstones = source('audit', 'erased_identities') -%}
     {%- for node in graph.nodes.values()
         if node.resource_type == 'model' and node.config.materialized == 'incremental' -%}

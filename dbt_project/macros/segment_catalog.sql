@@ -18,7 +18,7 @@
         {%- endif -%}
         {%- do seen.update({name: node.name}) -%}
         {%- set channel = settings.get('channel', 'email') | string -%}
-        {%- if channel not in ['email', 'sms', 'push'] -%}
+        {%- if channel not in segment_channels() -%}
             {{ exceptions.raise_compiler_error(where ~ "channel must be email, sms or push, not " ~ channel) }}
         {%- endif -%}
         {%- set numbers = {
@@ -50,4 +50,15 @@
         }) -%}
     {%- endfor -%}
     {{ return(segments | sort(attribute='name')) }}
+{%- endmacro %}
+
+{#- The channels a segment may send through: the consent flag of stg_raw__customers each
+    needs, and the column holding its clear address (none for push, whose address is the
+    user_id). audience_members and segment_settings read them from here. -#}
+{% macro segment_channels() -%}
+    {{ return({
+        'email': {'consent': 'has_email_consent', 'address': 'email'},
+        'sms': {'consent': 'has_sms_consent', 'address': 'phone'},
+        'push': {'consent': 'has_push_consent', 'address': none},
+    }) }}
 {%- endmacro %}

@@ -30,10 +30,11 @@ from orchestration.quality.suites import SuiteResult, load_suites, validate
 
 STAMP_FORMAT = "%Y%m%dT%H%MZ"
 _STAMP = re.compile(r"^\d{8}T\d{4}Z$")
+# A deliberate second check of the segment_catalog macro's name rule: the name becomes a
+# file name here, so a catalog edited by hand cannot write outside the export folder.
 _SEGMENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # A spreadsheet runs a cell that starts with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-ADDRESS_COLUMN = {"email": "email", "sms": "phone", "push": "user_id"}
 
 
 # One row per user per segment file of each export: what the cooldown, the frequency cap
@@ -65,8 +66,21 @@ def unwritable(folder: Path, error: OSError) -> ExportError:
 
 @dataclass(frozen=True)
 class SegmentSpec:
+    """What an export needs of a segment; `address_column` names the channel's clear
+    address (None for push, whose address is the user_id)."""
+
     name: str
     channel: str
+    address_column: str | None
+
+
+def read_segments(conn: duckdb.DuckDBPyConnection) -> list[SegmentSpec]:
+    """The project's segments as dbt decided them (marts.segment_settings, from each
+    segment model's YAML): the one home of names, channels and their defaults."""
+    rows = conn.execute(
+        "select segment, channel, address_column from marts.segment_settings order by segment"
+    ).fetchall()
+    return [SegmentSpec(*row) for row in rows]
 
 
 @dataclass
@@ -254,8 +268,8 @@ def _segment_rows(
 ) -> tuple[list[str], list[list[Any]]]:
     """The header and rows of one segment file: user_id, the hashed email (or, when
     configured, the channel's clear address), segment, entered_at."""
-    address = ADDRESS_COLUMN[spec.channel] if clear_addresses else "email_sha256"
-    if address == "user_id":  # push: the user_id is the address
+    address = spec.address_column if clear_addresses else "email_sha256"
+    if address is None:  # push: the user_id is the address
         header = ["user_id", "segment", "entered_at"]
         body = [
             [user_id, segment, _format_time(entered)]

@@ -32,7 +32,6 @@ from orchestration.transform.dbt_commands import (
     environment_variables,
     load_manifest,
     segment_models,
-    segment_specs,
 )
 from orchestration.transform.dbt_runner import prune_siblings
 
@@ -47,7 +46,6 @@ SEGMENT_UNION_MODEL = "int_segment_members"
 
 MANIFEST = load_manifest(dbt_project)
 # The segments of this code location, as the graph above was built from the manifest.
-SEGMENT_SPECS = segment_specs(MANIFEST)
 
 
 class SegmentsTranslator(DagsterDbtTranslator):

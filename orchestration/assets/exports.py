@@ -5,8 +5,7 @@ import time
 
 import dagster as dg
 
-from orchestration.activate.audience_files import export_audiences, unwritable
-from orchestration.assets.dbt import SEGMENT_SPECS
+from orchestration.activate.audience_files import export_audiences, read_segments, unwritable
 from orchestration.checks import GUARDED_ASSETS, validation_folder
 from orchestration.core.targets import publish
 from orchestration.core.warehouse import connect
@@ -38,7 +37,7 @@ def audience_files(context: dg.AssetExecutionContext, settings: PipelineSettings
                 conn,
                 resolved.exports_dir,
                 resolved.as_of,
-                SEGMENT_SPECS,
+                read_segments(conn),
                 validation,
                 clear_addresses=clear,
             )

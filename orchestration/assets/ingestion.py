@@ -8,6 +8,7 @@ from orchestration.core.settings import utc_now
 from orchestration.core.targets import erasure_pending, publish, record_erasure
 from orchestration.core.warehouse import connect
 from orchestration.ingest.batch_load import ingest
+from orchestration.ingest.erasure import IDENTITY_COLUMNS
 from orchestration.resources import PipelineSettings, ensure_warehouse, run_settings
 from orchestration.transform.dbt_commands import dbt_environment, dbt_operation
 from orchestration.transform.dbt_runner import InProcessDbtCli
@@ -55,7 +56,12 @@ def landing_files(
         )
     if tombstones:
         # Recorded only once it ran: an erasure that failed is tried again next run.
-        dbt_operation(dbt, "erase_identities", dbt_environment(resolved))
+        dbt_operation(
+            dbt,
+            "erase_identities",
+            dbt_environment(resolved),
+            {"identity_columns": list(IDENTITY_COLUMNS)},
+        )
         conn = connect(resolved.warehouse)
         try:
             record_erasure(conn, resolved.target, tombstones)

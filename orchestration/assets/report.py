@@ -4,9 +4,9 @@ import time
 
 import dagster as dg
 
-from orchestration.assets.dbt import EXPORT_ASSET, SEGMENT_SPECS
+from orchestration.assets.dbt import EXPORT_ASSET
 from orchestration.core.warehouse import connect
-from orchestration.measure.report_page import write_report
+from orchestration.measure.report_page import write_audience_report
 from orchestration.resources import PipelineSettings, run_settings
 
 # The marts the page reads.
@@ -33,11 +33,10 @@ def audience_report(context: dg.AssetExecutionContext, settings: PipelineSetting
     started = time.monotonic()
     conn = connect(resolved.warehouse)
     try:
-        result = write_report(
+        result = write_audience_report(
             conn,
             resolved.exports_dir,
             resolved.as_of,
-            {spec.name: spec.channel for spec in SEGMENT_SPECS},
         )
     finally:
         conn.close()

@@ -11,9 +11,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from orchestration.core.warehouse import WarehouseBusyError
 
-class WarehouseLockedError(RuntimeError):
-    """Another run holds the warehouse."""
+
+class WarehouseLockedError(WarehouseBusyError):
+    """Another run of the pipeline holds the warehouse (its lock file names the process);
+    a WarehouseBusyError, whose other case is a foreign process holding the DuckDB file."""
 
 
 def lock_path(warehouse: Path) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from orchestration.core.settings import DBT_PROJECT_DIR, PROJECT_ROOT, Settings
+from orchestration.core.settings import DBT_PROJECT_DIR, DUCKDB, PROJECT_ROOT, Settings
 
 RECORD_SUFFIX = ".last-run.json"
 
@@ -77,7 +77,7 @@ def record(settings: Settings, export_folder: str, summary_text: str) -> None:
 
 def unchanged_since_last_run(settings: Settings) -> str | None:
     """The last run's summary when nothing it depended on has changed since, else None."""
-    if settings.full_refresh or settings.rebuild_history or settings.target != "duckdb":
+    if settings.full_refresh or settings.rebuild_history or settings.target != DUCKDB:
         # Another warehouse can change without the file knowing: always run.
         return None
     try:

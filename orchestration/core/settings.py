@@ -15,6 +15,10 @@ DBT_PROJECT_DIR = Path(
 ).resolve()
 
 
+# The default target: the warehouse file itself (the other targets: core/targets.py).
+DUCKDB = "duckdb"
+
+
 class SettingsError(ValueError):
     """A setting that cannot be used; the message is shown to the user as it is."""
 
@@ -40,7 +44,7 @@ class Settings:
     warehouse: Path = Path("data/warehouse.duckdb")
     exports_dir: Path = Path("data/exports")
     # The output of dbt_project/profiles.yml dbt builds in (orchestration/core/targets.py).
-    target: str = "duckdb"
+    target: str = DUCKDB
     as_of: datetime | None = None
     full_refresh: bool = False
     # A full refresh that rebuilds the membership history too (`--rebuild-history`).
@@ -49,13 +53,15 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
+        """The defaults above, overridden by the SEGMENTS_* variables that are set."""
         env = os.environ
+        defaults = cls()
         as_of = env.get("SEGMENTS_AS_OF")
         return cls(
-            landing_dir=Path(env.get("SEGMENTS_LANDING_DIR", "data/landing")),
-            warehouse=Path(env.get("SEGMENTS_WAREHOUSE", "data/warehouse.duckdb")),
-            exports_dir=Path(env.get("SEGMENTS_EXPORT_DIR", "data/exports")),
-            target=env.get("SEGMENTS_DBT_TARGET", "duckdb"),
+            landing_dir=Path(env.get("SEGMENTS_LANDING_DIR", defaults.landing_dir)),
+            warehouse=Path(env.get("SEGMENTS_WAREHOUSE", defaults.warehouse)),
+            exports_dir=Path(env.get("SEGMENTS_EXPORT_DIR", defaults.exports_dir)),
+            target=env.get("SEGMENTS_DBT_TARGET", defaults.target),
             as_of=parse_as_of(as_of) if as_of else None,
         )
 

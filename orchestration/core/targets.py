@@ -33,9 +33,9 @@ from urllib.parse import quote, quote_plus, urlencode
 import duckdb
 import pyarrow
 
-from orchestration.ingest.erasure import quoted_identifier
+from orchestration.core.settings import DUCKDB
+from orchestration.core.warehouse import quoted_identifier
 
-DUCKDB = "duckdb"
 POSTGRES = "postgres"
 SPARK = "spark"
 # Targets the pipeline loads and reads itself; the other outputs of profiles.yml

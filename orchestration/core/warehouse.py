@@ -41,6 +41,11 @@ def connect(warehouse: Path, read_only: bool = False) -> duckdb.DuckDBPyConnecti
     return conn
 
 
+def quoted_identifier(*parts: str) -> str:
+    """schema.table (or any dotted name) quoted for SQL, whatever its characters."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
+
+
 def sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 

@@ -20,6 +20,8 @@ from datetime import datetime
 
 import duckdb
 
+from orchestration.core.warehouse import quoted_identifier
+
 # Columns whose value is a person's identity, wherever a table holds them.
 IDENTITY_COLUMNS = ("user_id", "anonymous_id", "customer_id", "event_user_id")
 
@@ -59,11 +61,6 @@ class ErasureReport:
     @property
     def total_rows_removed(self) -> int:
         return sum(self.rows_removed.values())
-
-
-def quoted_identifier(*parts: str) -> str:
-    """schema.table (or any dotted name) quoted for SQL, whatever its characters."""
-    return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
 
 
 def _collect_identities(conn: duckdb.DuckDBPyConnection, batch_id: int) -> None:

@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 from jinja2 import Environment, PackageLoader, select_autoescape
 from plotly.offline import get_plotlyjs
 
-from orchestration.activate.audience_files import complete_exports, write_atomically
+from orchestration.activate.audience_files import complete_exports, stamp, write_atomically
 
 REPORT_NAME = "report.html"
 # Colours that stay apart for the colour-blind (Okabe-Ito): treated, holdout.
@@ -160,6 +160,7 @@ def _recovery_chart(weekly: pd.DataFrame, segment: str) -> str:
 def _latest_audiences(exports_dir: Path, export_id: str) -> list[dict]:
     manifest = json.loads((exports_dir / export_id / "manifest.json").read_text())
     files = manifest["files"]
+    channels = {name: entry["channel"] for name, entry in manifest["segments"].items()}
     rows = []
     for name in sorted(files):
         if name.endswith((".added.csv", ".removed.csv")):
@@ -168,6 +169,7 @@ def _latest_audiences(exports_dir: Path, export_id: str) -> list[dict]:
         rows.append(
             {
                 "segment": segment,
+                "channel": channels.get(segment, ""),
                 "rows": files[name]["rows"],
                 "added": files.get(f"{segment}.added.csv", {}).get("rows", 0),
                 "removed": files.get(f"{segment}.removed.csv", {}).get("rows", 0),
@@ -186,16 +188,15 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     ]
 
 
-def write_report(
+def write_audience_report(
     conn: duckdb.DuckDBPyConnection,
     exports_dir: Path,
     as_of: datetime,
-    channels: dict[str, str],
 ) -> ReportResult | None:
     """Writes <exports>/report.html from the marts as of the run's as_of, or returns None
     when a newer export exists (a backfill does not replace the newest report)."""
     exports = complete_exports(exports_dir)
-    export_id = as_of.strftime("%Y%m%dT%H%MZ")
+    export_id = stamp(as_of)
     if not exports or exports[-1] != export_id:
         return None
 
@@ -206,7 +207,6 @@ def write_report(
         ).fetchall()
     )
     for row in audiences:
-        row["channel"] = channels.get(row["segment"], "")
         row["members"] = int(members.get(row["segment"], 0))
 
     sizes = _frame(conn, "select * from marts.segment_sizes_daily order by segment, day")

@@ -222,7 +222,7 @@ def standard_parameters(as_of: datetime, known_segments: list[str]) -> dict[str,
     return {"as_of": pd.Timestamp(as_of), "known_segments": sorted(known_segments)}
 
 
-def write_report(folder: Path, result: SuiteResult) -> Path:
+def write_suite_result(folder: Path, result: SuiteResult) -> Path:
     """Keeps a suite's result as JSON under <exports>/validation/<as_of>/."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{result.suite}.json"

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
 
-from orchestration.activate.audience_files import SegmentSpec
 from orchestration.core.run_record import newest_source_mtime
 from orchestration.core.settings import DBT_PROJECT_DIR, Settings
 from orchestration.core.targets import SPARK, spark_environment
@@ -62,20 +61,6 @@ def segment_models(manifest: dict) -> list[dict]:
             and (node.get("config", {}).get("meta") or {}).get("segment")
         ),
         key=lambda node: node["name"],
-    )
-
-
-def segment_specs(manifest: dict) -> list[SegmentSpec]:
-    """Each segment's name and channel, as the segment_catalog macro reads them."""
-    return sorted(
-        (
-            SegmentSpec(
-                name=str(node["config"]["meta"]["segment"].get("name", node["name"])),
-                channel=str(node["config"]["meta"]["segment"].get("channel", "email")),
-            )
-            for node in segment_models(manifest)
-        ),
-        key=lambda spec: spec.name,
     )
 
 
@@ -136,10 +121,15 @@ def environment_variables(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def dbt_operation(dbt: DbtCliResource, macro: str, environment: dict[str, str]) -> None:
-    """Runs `dbt run-operation MACRO`; a failure raises with dbt's message."""
+def dbt_operation(
+    dbt: DbtCliResource,
+    macro: str,
+    environment: dict[str, str],
+    arguments: dict[str, object] | None = None,
+) -> None:
+    """Runs `dbt run-operation MACRO --args ARGUMENTS`; a failure raises with dbt's message."""
     with environment_variables(environment):
         dbt.cli(
-            ["run-operation", macro],
+            ["run-operation", macro, "--args", json.dumps(arguments or {}, sort_keys=True)],
             target_path=Path(dbt_project.project_dir) / dbt_project.target_path / "operations",
         ).wait()
