@@ -21,6 +21,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from orchestration.assets.exports import EXPORT_ASSET
 from orchestration.core.targets import DUCKDB, fetch, readable_marts
 from orchestration.core.warehouse import connect
 from orchestration.partitions import daily_partitions
@@ -38,7 +39,6 @@ from orchestration.transform.dbt_runner import prune_siblings
 AUDIENCE_TAG = "tag:audience"
 MEASUREMENT_TAG = "tag:measurement"
 # What the measurement marts wait for: the export, whose log they read.
-EXPORT_ASSET = dg.AssetKey(["exports", "audience_files"])
 # Only the event-level models: what they read stays unpartitioned, which Dagster needs to
 # run them outside a partitioned run too. Dagster splits dbt_models around this step.
 EVENT_LEVEL = "tag:event_level"

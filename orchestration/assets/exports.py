@@ -12,9 +12,11 @@ from orchestration.core.warehouse import connect
 from orchestration.resources import PipelineSettings, run_settings
 from orchestration.transform.dbt_commands import dbt_environment
 
+EXPORT_ASSET = dg.AssetKey(["exports", "audience_files"])
+
 
 @dg.asset(
-    key=["exports", "audience_files"],
+    key=EXPORT_ASSET,
     group_name="exports",
     kinds={"csv"},
     # Downstream of every asset a blocking suite guards: a failed suite stops the export.

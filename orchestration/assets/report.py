@@ -4,7 +4,7 @@ import time
 
 import dagster as dg
 
-from orchestration.assets.dbt import EXPORT_ASSET
+from orchestration.assets.exports import EXPORT_ASSET
 from orchestration.core.warehouse import connect
 from orchestration.measure.report_page import write_audience_report
 from orchestration.resources import PipelineSettings, run_settings

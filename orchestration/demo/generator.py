@@ -151,7 +151,9 @@ def user_id(user: int) -> str:
 
 def holdout_bucket(segment: str, user: str) -> int:
     """A user's holdout bucket (0..9999) in a segment, as the holdout_bucket macro draws it:
-    the first 32 bits of md5("segment|user_id"), modulo 10000."""
+    the first 32 bits of md5("segment|user_id"), modulo 10000. A deliberate second copy of
+    the macro: the generator runs before any warehouse exists. tests/test_measurement.py
+    picks its holdout users with it, so the two cannot drift apart unnoticed."""
     return int(hashlib.md5(f"{segment}|{user}".encode()).hexdigest()[:8], 16) % 10_000
 
 
