@@ -68,9 +68,13 @@ postgres:
 screenshot: install
 	$(UV) run --frozen python -m tests.browser $(DATA)/exports/report.html $(DATA)/report.png
 
+# ruff for the Python; sqlfluff for the models, compiled by dbt (dbt_project/.sqlfluff), in
+# a warehouse file of its own so a run's warehouse is never opened.
 lint: install
 	$(UV) run --frozen ruff check orchestration tests bench
 	$(UV) run --frozen ruff format --check orchestration tests bench
+	cd dbt_project && SEGMENTS_WAREHOUSE=$(abspath $(DATA))/lint.duckdb \
+		$(UV) run --frozen sqlfluff lint models --processes 2
 
 docs: install
 	cd dbt_project && SEGMENTS_WAREHOUSE=$(abspath $(DATA))/warehouse.duckdb \
