@@ -16,7 +16,12 @@ memberships as (
 
 settings as (
 
-    select distinct segment, channel, priority, cooldown_days, suppress_converted
+    select distinct
+        segment,
+        channel,
+        priority,
+        cooldown_days,
+        suppress_converted
     from {{ ref('int_segment_members') }}
 
 ),
@@ -29,7 +34,9 @@ customers as (
 
 latest_abandonments as (
 
-    select user_id, max(abandoned_at) as last_abandoned_at
+    select
+        user_id,
+        max(abandoned_at) as last_abandoned_at
     from {{ ref('cart_abandonments') }}
     group by user_id
 
@@ -53,7 +60,11 @@ converted_users as (
 earlier_exports as (
 
     -- Exports made before this as_of: a rerun of the same as_of never sees itself.
-    select segment, user_id, entered_at, exported_at
+    select
+        segment,
+        user_id,
+        entered_at,
+        exported_at
     from {{ source('audit', 'export_log') }}
     where exported_at < {{ as_of() }}
 
@@ -76,15 +87,17 @@ candidates as (
         nullif(lower(trim(customers.email)), '') as email,
         nullif(trim(customers.phone), '') as phone,
         settings.suppress_converted
-            and memberships.user_id in (select user_id from converted_users) as is_converted,
-        exists (
+        and memberships.user_id in (select converted_users.user_id from converted_users)
+            as is_converted,
+        exists(
             select 1
             from earlier_exports
-            where earlier_exports.segment = memberships.segment
+            where
+                earlier_exports.segment = memberships.segment
                 and earlier_exports.user_id = memberships.user_id
                 and earlier_exports.entered_at < memberships.entered_at
                 and earlier_exports.exported_at
-                    > {{ dbt.dateadd('day', '-1 * settings.cooldown_days', as_of()) }}
+                > {{ dbt.dateadd('day', '-1 * settings.cooldown_days', as_of()) }}
         ) as is_cooling_down
     from memberships
     inner join settings on memberships.segment = settings.segment
@@ -112,10 +125,11 @@ capped as (
 
     select
         *,
-        case when earlier_reason is null then
-            row_number() over (
-                partition by user_id, earlier_reason is null order by priority, segment
-            )
+        case
+            when earlier_reason is null then
+                row_number() over (
+                    partition by user_id, earlier_reason is null order by priority, segment
+                )
         end as rank_for_user
     from reasoned
 
@@ -134,8 +148,10 @@ final as (
             as channel_address,
         coalesce(
             earlier_reason,
-            case when rank_for_user > {{ var('segments__daily_frequency_cap') }}
-                then 'frequency_cap' end
+            case
+                when rank_for_user > {{ var('segments__daily_frequency_cap') }}
+                    then 'frequency_cap'
+            end
         ) as suppression_reason
     from capped
 

@@ -10,10 +10,18 @@ history as (
 
 changes as (
 
-    select segment, cast(valid_from as date) as change_date, 1 as entered, 0 as exited
+    select
+        segment,
+        cast(valid_from as date) as change_date,
+        1 as entered,
+        0 as exited
     from history
     union all
-    select segment, cast(valid_to as date) as change_date, 0 as entered, 1 as exited
+    select
+        segment,
+        cast(valid_to as date) as change_date,
+        0 as entered,
+        1 as exited
     from history
     where valid_to is not null
 

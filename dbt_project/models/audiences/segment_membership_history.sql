@@ -30,7 +30,11 @@ with
 
 current_members as (
 
-    select distinct segment, user_id, is_holdout from {{ ref('int_segment_members') }}
+    select distinct
+        segment,
+        user_id,
+        is_holdout
+    from {{ ref('int_segment_members') }}
 
 ),
 

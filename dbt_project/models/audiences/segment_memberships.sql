@@ -5,15 +5,23 @@ with
 
 members as (
 
-    select segment, user_id, is_holdout from {{ ref('int_segment_members') }}
+    select
+        segment,
+        user_id,
+        is_holdout
+    from {{ ref('int_segment_members') }}
 
 ),
 
 covering_stays as (
 
-    select segment, user_id, valid_from
+    select
+        segment,
+        user_id,
+        valid_from
     from {{ ref('segment_membership_history') }}
-    where valid_from <= {{ as_of() }}
+    where
+        valid_from <= {{ as_of() }}
         and (valid_to is null or valid_to > {{ as_of() }})
 
 ),
@@ -27,8 +35,9 @@ final as (
         members.is_holdout
     from members
     left join covering_stays
-        on members.segment = covering_stays.segment
-        and members.user_id = covering_stays.user_id
+        on
+            members.segment = covering_stays.segment
+            and members.user_id = covering_stays.user_id
 
 )
 

@@ -28,10 +28,18 @@ sequenced as (
 
     select
         *,
-        lag(occurred_at) over (partition by user_id order by occurred_at, kind_order, event_id) as previous_at,
-        lag(kind_order) over (partition by user_id order by occurred_at, kind_order, event_id) as previous_kind_order,
-        lead(occurred_at) over (partition by user_id order by occurred_at, kind_order, event_id) as next_at,
-        lead(kind_order) over (partition by user_id order by occurred_at, kind_order, event_id) as next_kind_order
+        lag(occurred_at)
+            over (partition by user_id order by occurred_at, kind_order, event_id)
+            as previous_at,
+        lag(kind_order)
+            over (partition by user_id order by occurred_at, kind_order, event_id)
+            as previous_kind_order,
+        lead(occurred_at)
+            over (partition by user_id order by occurred_at, kind_order, event_id)
+            as next_at,
+        lead(kind_order)
+            over (partition by user_id order by occurred_at, kind_order, event_id)
+            as next_kind_order
     from cart_and_purchase_events
 
 ),
@@ -48,7 +56,8 @@ cart_events as (
         end as opens_episode,
         -- The next event after the episode's last cart event decides how it ended.
         case
-            when next_kind_order = 1
+            when
+                next_kind_order = 1
                 and next_at <= {{ dbt.dateadd('hour', window_hours, 'occurred_at') }}
                 then 1
             else 0

@@ -3,9 +3,12 @@ with
 first_link_times as (
 
     -- A row carrying both ids links them; links made after as_of are not known yet.
-    select anonymous_id, min(occurred_at) as linked_at
+    select
+        anonymous_id,
+        min(occurred_at) as linked_at
     from {{ ref('int_events_enriched') }}
-    where anonymous_id is not null
+    where
+        anonymous_id is not null
         and user_id is not null
         and occurred_at <= {{ as_of() }}
     group by anonymous_id
@@ -29,9 +32,11 @@ first_links as (
         ) as link_rank
     from {{ ref('int_events_enriched') }} as linking_events
     inner join first_link_times
-        on linking_events.anonymous_id = first_link_times.anonymous_id
-        and linking_events.occurred_at = first_link_times.linked_at
-    where linking_events.anonymous_id is not null
+        on
+            linking_events.anonymous_id = first_link_times.anonymous_id
+            and linking_events.occurred_at = first_link_times.linked_at
+    where
+        linking_events.anonymous_id is not null
         and linking_events.user_id is not null
 
 ),

@@ -7,7 +7,10 @@ with
 
 events as (
 
-    select events.user_id, events.event_type, event_types.funnel_stage
+    select
+        events.user_id,
+        events.event_type,
+        event_types.funnel_stage
     from {{ ref('int_events_stitched') }} as events
     left join {{ ref('event_types') }} as event_types
         on events.event_type = event_types.event_type
@@ -17,7 +20,9 @@ events as (
 purchase_days as (
 
     -- Counted over the purchases alone, not as a distinct count over every event.
-    select user_id, count(distinct cast(occurred_at as date)) as purchase_days
+    select
+        user_id,
+        count(distinct cast(occurred_at as date)) as purchase_days
     from {{ ref('int_events_stitched') }}
     where event_type = 'purchase'
     group by user_id

@@ -4,7 +4,9 @@ with
 
 purchases as (
 
-    select user_id, occurred_at
+    select
+        user_id,
+        occurred_at
     from {{ ref('int_events_stitched') }}
     where event_type = 'purchase'
 
@@ -12,7 +14,9 @@ purchases as (
 
 final as (
 
-    select user_id, max(occurred_at) as last_purchase_at
+    select
+        user_id,
+        max(occurred_at) as last_purchase_at
     from purchases
     group by user_id
 

@@ -23,7 +23,9 @@ abandoned as (
 
 purchases as (
 
-    select user_id, occurred_at
+    select
+        user_id,
+        occurred_at
     from {{ ref('int_events_stitched') }}
     where event_type = 'purchase'
 
@@ -37,9 +39,11 @@ recoveries as (
         min(purchases.occurred_at) as recovered_at
     from abandoned
     inner join purchases
-        on abandoned.user_id = purchases.user_id
-        and purchases.occurred_at > abandoned.abandoned_at
-        and purchases.occurred_at <= {{ dbt.dateadd('day', recovery_days, 'abandoned.abandoned_at') }}
+        on
+            abandoned.user_id = purchases.user_id
+            and purchases.occurred_at > abandoned.abandoned_at
+            and purchases.occurred_at
+            <= {{ dbt.dateadd('day', recovery_days, 'abandoned.abandoned_at') }}
     group by abandoned.user_id, abandoned.episode_number
 
 ),
@@ -56,8 +60,9 @@ final as (
         recoveries.recovered_at
     from abandoned
     left join recoveries
-        on abandoned.user_id = recoveries.user_id
-        and abandoned.episode_number = recoveries.episode_number
+        on
+            abandoned.user_id = recoveries.user_id
+            and abandoned.episode_number = recoveries.episode_number
 
 )
 

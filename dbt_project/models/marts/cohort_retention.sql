@@ -11,7 +11,9 @@ user_months as (
 
 cohorts as (
 
-    select user_id, min(activity_month) as cohort_month
+    select
+        user_id,
+        min(activity_month) as cohort_month
     from user_months
     group by user_id
 
@@ -19,7 +21,9 @@ cohorts as (
 
 cohort_sizes as (
 
-    select cohort_month, count(*) as cohort_size
+    select
+        cohort_month,
+        count(*) as cohort_size
     from cohorts
     group by cohort_month
 
@@ -51,11 +55,12 @@ final as (
         periods.cohort_size,
         coalesce(activity.active_users, 0) as active_users,
         cast(coalesce(activity.active_users, 0) as {{ type_double() }})
-            / periods.cohort_size as retention_rate
+        / periods.cohort_size as retention_rate
     from periods
     left join activity
-        on periods.cohort_month = activity.cohort_month
-        and periods.period = activity.period
+        on
+            periods.cohort_month = activity.cohort_month
+            and periods.period = activity.period
 
 )
 

@@ -24,8 +24,10 @@ sessionless_events as (
         occurred_at,
         lag(occurred_at) over (partition by user_id order by occurred_at) as previous_at
     from {{ ref('int_events_stitched') }}
-    where session_id is null
-        and occurred_at > {{ dbt.dateadd('minute', -1 * (short_hours * 60 + gap_minutes), as_of()) }}
+    where
+        session_id is null
+        and occurred_at
+        > {{ dbt.dateadd('minute', -1 * (short_hours * 60 + gap_minutes), as_of()) }}
 
 ),
 
@@ -52,13 +54,17 @@ derived_sessions as (
 
 recent_session_keys as (
 
-    select user_id, {{ dbt.concat(["'id:'", "session_id"]) }} as session_key
+    select
+        user_id,
+        {{ dbt.concat(["'id:'", "session_id"]) }} as session_key
     from {{ ref('int_events_stitched') }}
     where session_id is not null and {{ in_window('occurred_at', short_hours, 'hour') }}
 
     union all
 
-    select user_id, {{ dbt.concat(["'gap:'", dbt.cast('session_number', api.Column.translate_type('string'))]) }} as session_key
+    select
+        user_id,
+        {{ dbt.concat(["'gap:'", dbt.cast('session_number', api.Column.translate_type('string'))]) }} as session_key
     from derived_sessions
     where {{ in_window('occurred_at', short_hours, 'hour') }}
 
@@ -66,7 +72,9 @@ recent_session_keys as (
 
 recent_sessions as (
 
-    select user_id, count(distinct session_key) as sessions_24h
+    select
+        user_id,
+        count(distinct session_key) as sessions_24h
     from recent_session_keys
     group by user_id
 
@@ -79,7 +87,8 @@ recent_purchases as (
         count(distinct order_key) as purchases_30d,
         cast(sum(purchase_amount) as {{ type_money() }}) as revenue_30d
     from {{ ref('int_events_stitched') }}
-    where event_type = 'purchase'
+    where
+        event_type = 'purchase'
         and {{ in_window('occurred_at', month_days, 'day') }}
     group by user_id
 
@@ -87,7 +96,9 @@ recent_purchases as (
 
 recent_abandonments as (
 
-    select user_id, count(*) as cart_abandonments_7d
+    select
+        user_id,
+        count(*) as cart_abandonments_7d
     from cart_abandonments
     where {{ in_window('abandoned_at', week_days, 'day') }}
     group by user_id
@@ -100,14 +111,29 @@ event_metrics as (
         user_id,
         min(occurred_at) as first_seen_at,
         max(occurred_at) as last_event_at,
-        cast(sum(case when event_type = 'product_view'
-            and {{ in_window('occurred_at', short_hours, 'hour') }} then 1 else 0 end
+        cast(sum(
+            case
+                when
+                    event_type = 'product_view'
+                    and {{ in_window('occurred_at', short_hours, 'hour') }} then 1
+                else 0
+            end
         ) as {{ dbt.type_bigint() }}) as product_views_24h,
-        cast(sum(case when event_type = 'product_view'
-            and {{ in_window('occurred_at', week_days, 'day') }} then 1 else 0 end
+        cast(sum(
+            case
+                when
+                    event_type = 'product_view'
+                    and {{ in_window('occurred_at', week_days, 'day') }} then 1
+                else 0
+            end
         ) as {{ dbt.type_bigint() }}) as product_views_7d,
-        cast(sum(case when event_type = 'add_to_cart'
-            and {{ in_window('occurred_at', week_days, 'day') }} then 1 else 0 end
+        cast(sum(
+            case
+                when
+                    event_type = 'add_to_cart'
+                    and {{ in_window('occurred_at', week_days, 'day') }} then 1
+                else 0
+            end
         ) as {{ dbt.type_bigint() }}) as add_to_cart_7d
     from {{ ref('int_events_stitched') }}
     group by user_id
@@ -120,7 +146,9 @@ final as (
         event_metrics.user_id,
         event_metrics.first_seen_at,
         event_metrics.last_event_at,
-        cast({{ whole_days_between('event_metrics.last_event_at', as_of()) }} as {{ dbt.type_int() }})
+        cast(
+            {{ whole_days_between('event_metrics.last_event_at', as_of()) }} as {{ dbt.type_int() }}
+        )
             as days_since_last_event,
         event_metrics.product_views_24h,
         event_metrics.product_views_7d,

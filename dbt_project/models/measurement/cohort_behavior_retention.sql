@@ -19,8 +19,10 @@ user_months as (
         cast({{ dbt.date_trunc('month', 'occurred_at') }} as date) as activity_month,
         max(case when event_type = 'purchase' then 1 else 0 end) as purchased,
         min(case when utm_source is not null then occurred_at end) as first_utm_source_at,
-        min(case when event_type = 'product_view' and category is not null
-            then occurred_at end) as first_category_view_at
+        min(case
+            when event_type = 'product_view' and category is not null
+                then occurred_at
+        end) as first_category_view_at
     from {{ ref('int_events_stitched') }}
     group by 1, 2
 
@@ -41,11 +43,14 @@ firsts as (
 first_sources as (
 
     -- The utm_source of the user's first event that has one (the least of a tie).
-    select events.user_id, min(events.utm_source) as utm_source
+    select
+        events.user_id,
+        min(events.utm_source) as utm_source
     from {{ ref('int_events_stitched') }} as events
     inner join firsts
-        on events.user_id = firsts.user_id
-        and events.occurred_at = firsts.first_utm_source_at
+        on
+            events.user_id = firsts.user_id
+            and events.occurred_at = firsts.first_utm_source_at
     where events.utm_source is not null
     group by events.user_id
 
@@ -54,11 +59,14 @@ first_sources as (
 first_categories as (
 
     -- The category of the user's first product view that has one (the least of a tie).
-    select events.user_id, min(events.category) as category
+    select
+        events.user_id,
+        min(events.category) as category
     from {{ ref('int_events_stitched') }} as events
     inner join firsts
-        on events.user_id = firsts.user_id
-        and events.occurred_at = firsts.first_category_view_at
+        on
+            events.user_id = firsts.user_id
+            and events.occurred_at = firsts.first_category_view_at
     where events.event_type = 'product_view' and events.category is not null
     group by events.user_id
 
@@ -66,18 +74,26 @@ first_categories as (
 
 cohort_members as (
 
-    select user_id, cohort_month,
+    select
+        user_id,
+        cohort_month,
         cast('all' as {{ dbt.type_string() }}) as cohort_dimension,
         cast('all' as {{ dbt.type_string() }}) as cohort_value
     from firsts
     union all
-    select firsts.user_id, firsts.cohort_month, 'acquisition_source',
-        coalesce(first_sources.utm_source, 'direct')
+    select
+        firsts.user_id,
+        firsts.cohort_month,
+        'acquisition_source' as cohort_dimension,
+        coalesce(first_sources.utm_source, 'direct') as cohort_value
     from firsts
     left join first_sources on firsts.user_id = first_sources.user_id
     union all
-    select firsts.user_id, firsts.cohort_month, 'first_category',
-        coalesce(first_categories.category, 'none')
+    select
+        firsts.user_id,
+        firsts.cohort_month,
+        'first_category' as cohort_dimension,
+        coalesce(first_categories.category, 'none') as cohort_value
     from firsts
     left join first_categories on firsts.user_id = first_categories.user_id
 
@@ -85,7 +101,11 @@ cohort_members as (
 
 cohort_sizes as (
 
-    select cohort_dimension, cohort_value, cohort_month, count(*) as cohort_size
+    select
+        cohort_dimension,
+        cohort_value,
+        cohort_month,
+        count(*) as cohort_size
     from cohort_members
     group by 1, 2, 3
 
@@ -123,16 +143,17 @@ final as (
         periods.cohort_size,
         coalesce(activity.active_users, 0) as active_users,
         cast(coalesce(activity.active_users, 0) as {{ type_double() }})
-            / periods.cohort_size as retention_rate,
+        / periods.cohort_size as retention_rate,
         coalesce(activity.purchasing_users, 0) as purchasing_users,
         cast(coalesce(activity.purchasing_users, 0) as {{ type_double() }})
-            / periods.cohort_size as purchase_retention_rate
+        / periods.cohort_size as purchase_retention_rate
     from periods
     left join activity
-        on periods.cohort_dimension = activity.cohort_dimension
-        and periods.cohort_value = activity.cohort_value
-        and periods.cohort_month = activity.cohort_month
-        and periods.period = activity.period
+        on
+            periods.cohort_dimension = activity.cohort_dimension
+            and periods.cohort_value = activity.cohort_value
+            and periods.cohort_month = activity.cohort_month
+            and periods.period = activity.period
 
 )
 

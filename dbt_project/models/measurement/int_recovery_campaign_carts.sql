@@ -17,9 +17,14 @@ with
 
 carts as (
 
-    select user_id, cart_started_at, abandoned_at, recovered_at
+    select
+        user_id,
+        cart_started_at,
+        abandoned_at,
+        recovered_at
     from {{ ref('cart_abandonments') }}
-    where {{ dbt.dateadd('day', var('segments__recovery_window_days'), 'abandoned_at') }}
+    where
+        {{ dbt.dateadd('day', var('segments__recovery_window_days'), 'abandoned_at') }}
         <= {{ as_of() }}
     {% if measurement_start %}
     and abandoned_at >= cast('{{ measurement_start | replace("'", "") }}' as {{ dbt.type_timestamp() }})
@@ -30,12 +35,16 @@ carts as (
 recovering_orders as (
 
     -- What the purchase that recovered a cart brought in.
-    select carts.user_id, carts.abandoned_at, cast(sum(purchases.purchase_amount) as {{ type_money() }}) as revenue
+    select
+        carts.user_id,
+        carts.abandoned_at,
+        cast(sum(purchases.purchase_amount) as {{ type_money() }}) as revenue
     from carts
     inner join {{ ref('int_events_stitched') }} as purchases
-        on purchases.user_id = carts.user_id
-        and purchases.event_type = 'purchase'
-        and purchases.occurred_at = carts.recovered_at
+        on
+            purchases.user_id = carts.user_id
+            and purchases.event_type = 'purchase'
+            and purchases.occurred_at = carts.recovered_at
     group by carts.user_id, carts.abandoned_at
 
 ),
@@ -50,13 +59,16 @@ measured as (
         carts.recovered_at,
         carts.recovered_at is not null as is_recovered,
         -- A double, not a decimal: Spark reads 3600.0 as a decimal and keeps 6 places.
-        cast({{ dbt.datediff('carts.abandoned_at', 'carts.recovered_at', 'second') }}
-            as {{ type_double() }}) / 3600 as hours_to_recovery,
+        cast(
+            {{ dbt.datediff('carts.abandoned_at', 'carts.recovered_at', 'second') }}
+            as {{ type_double() }}
+        ) / 3600 as hours_to_recovery,
         coalesce(recovering_orders.revenue, cast(0 as {{ type_money() }})) as recovered_revenue
     from carts
     left join recovering_orders
-        on carts.user_id = recovering_orders.user_id
-        and carts.abandoned_at = recovering_orders.abandoned_at
+        on
+            carts.user_id = recovering_orders.user_id
+            and carts.abandoned_at = recovering_orders.abandoned_at
 
 ),
 
@@ -81,16 +93,17 @@ final as (
         cast('{{ campaign.name }}' as {{ dbt.type_string() }}) as segment,
         measured.*,
         case
-            when {{ holdout_bucket("'" ~ campaign.name ~ "'", 'measured.user_id') }}
+            when
+                {{ holdout_bucket("'" ~ campaign.name ~ "'", 'measured.user_id') }}
                 < {{ campaign.holdout_share }} * 10000 then 'holdout'
             else 'treated'
         end as campaign_group
     from measured
     inner join customers on measured.user_id = customers.user_id
     where
-        {%- if campaign.channel == 'email' %}
+    {%- if campaign.channel == 'email' %}
         customers.has_email_consent and nullif(trim(customers.email), '') is not null
-        {%- elif campaign.channel == 'sms' %}
+    {%- elif campaign.channel == 'sms' %}
         customers.has_sms_consent and nullif(trim(customers.phone), '') is not null
         {%- else %}
         customers.has_push_consent

@@ -29,17 +29,23 @@ open_at_day_end as (
             as holdout_members
     from days
     inner join history
-        on days.segment = history.segment
-        and cast(history.valid_from as date) <= days.day
-        and (history.valid_to is null or cast(history.valid_to as date) > days.day
-            or history.valid_to > {{ as_of() }})
+        on
+            days.segment = history.segment
+            and cast(history.valid_from as date) <= days.day
+            and (
+                history.valid_to is null or cast(history.valid_to as date) > days.day
+                or history.valid_to > {{ as_of() }}
+            )
     group by days.segment, days.day
 
 ),
 
 entries as (
 
-    select segment, cast(valid_from as date) as day, count(*) as entered
+    select
+        segment,
+        cast(valid_from as date) as day,
+        count(*) as entered
     from history
     group by 1, 2
 
@@ -47,7 +53,10 @@ entries as (
 
 exits as (
 
-    select segment, cast(valid_to as date) as day, count(*) as exited
+    select
+        segment,
+        cast(valid_to as date) as day,
+        count(*) as exited
     from history
     where valid_to <= {{ as_of() }}
     group by 1, 2
@@ -56,7 +65,10 @@ exits as (
 
 exports as (
 
-    select segment, cast(exported_at as date) as day, count(distinct user_id) as exported
+    select
+        segment,
+        cast(exported_at as date) as day,
+        count(distinct user_id) as exported
     from {{ source('audit', 'export_log') }}
     where exported_at <= {{ as_of() }}
     group by 1, 2

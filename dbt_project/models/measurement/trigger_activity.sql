@@ -14,7 +14,10 @@ history as (
 
 settings as (
 
-    select distinct segment, cooldown_days from {{ ref('int_segment_members') }}
+    select distinct
+        segment,
+        cooldown_days
+    from {{ ref('int_segment_members') }}
 
 ),
 
@@ -43,8 +46,11 @@ activations as (
         cast(stays.valid_from as date) as day,
         count(*) as activations,
         cast(sum(case
-            when stays.previous_stay_ended_at > {{ dbt.dateadd('day', '-1 * settings.cooldown_days', 'stays.valid_from') }}
-                then 1 else 0
+            when
+                stays.previous_stay_ended_at
+                > {{ dbt.dateadd('day', '-1 * settings.cooldown_days', 'stays.valid_from') }}
+                then 1
+            else 0
         end) as {{ dbt.type_bigint() }}) as retriggered_within_cooldown
     from stays
     left join settings on stays.segment = settings.segment
@@ -61,7 +67,7 @@ final as (
         coalesce(activations.activations, 0) as activations,
         coalesce(activations.retriggered_within_cooldown, 0) as retriggered_within_cooldown,
         cast(activations.retriggered_within_cooldown as {{ type_double() }})
-            / nullif(activations.activations, 0) as retrigger_share
+        / nullif(activations.activations, 0) as retrigger_share
     from days
     left join activations on days.segment = activations.segment and days.day = activations.day
     left join settings on days.segment = settings.segment

@@ -4,9 +4,13 @@ with
 
 views as (
 
-    select user_id, category, occurred_at
+    select
+        user_id,
+        category,
+        occurred_at
     from {{ ref('int_events_stitched') }}
-    where event_type = 'product_view'
+    where
+        event_type = 'product_view'
         and category is not null
         and {{ in_window('occurred_at', var('segments__enthusiast_lookback_days'), 'day') }}
 
@@ -28,10 +32,15 @@ sequenced as (
 
 bursts as (
 
-    select user_id, category, count(*) as bursts
+    select
+        user_id,
+        category,
+        count(*) as bursts
     from sequenced
-    where later_view_at is not null
-        and later_view_at <= {{ dbt.dateadd('minute', var('segments__enthusiast_window_minutes'), 'occurred_at') }}
+    where
+        later_view_at is not null
+        and later_view_at
+        <= {{ dbt.dateadd('minute', var('segments__enthusiast_window_minutes'), 'occurred_at') }}
     group by user_id, category
 
 ),
@@ -39,9 +48,13 @@ bursts as (
 final as (
 
     -- One row per user: the category with the most bursts.
-    select user_id, category
+    select
+        user_id,
+        category
     from (
-        select *, row_number() over (partition by user_id order by bursts desc, category) as rank_in_user
+        select
+            *,
+            row_number() over (partition by user_id order by bursts desc, category asc) as rank_in_user
         from bursts
     ) as ranked
     where rank_in_user = 1
