@@ -80,9 +80,9 @@ candidates as (
         settings.channel,
         settings.priority,
         case settings.channel
-            when 'email' then customers.has_email_consent
-            when 'sms' then customers.has_sms_consent
-            when 'push' then customers.has_push_consent
+            {%- for name, channel in segment_channels().items() %}
+            when '{{ name }}' then customers.{{ channel.consent }}
+            {%- endfor %}
         end as has_consent,
         nullif(lower(trim(customers.email)), '') as email,
         nullif(trim(customers.phone), '') as phone,
@@ -112,8 +112,9 @@ reasoned as (
         case
             when is_holdout then 'holdout'
             when not coalesce(has_consent, false) then 'no_consent'
-            when channel = 'email' and email is null then 'no_address'
-            when channel = 'sms' and phone is null then 'no_address'
+            {%- for name, channel in segment_channels().items() if channel.address %}
+            when channel = '{{ name }}' and {{ channel.address }} is null then 'no_address'
+            {%- endfor %}
             when is_converted then 'converted'
             when is_cooling_down then 'cooldown'
         end as earlier_reason
@@ -144,8 +145,11 @@ final as (
         channel,
         is_holdout,
         case when email is not null then {{ sha256_hex('email') }} end as email_sha256,
-        case channel when 'email' then email when 'sms' then phone else user_id end
-            as channel_address,
+        case channel
+            {%- for name, channel in segment_channels().items() %}
+            when '{{ name }}' then {{ channel.address or 'user_id' }}
+            {%- endfor %}
+        end as channel_address,
         coalesce(
             earlier_reason,
             case

@@ -100,13 +100,11 @@ final as (
         end as campaign_group
     from measured
     inner join customers on measured.user_id = customers.user_id
+    {%- set channel = segment_channels()[campaign.channel] %}
     where
-    {%- if campaign.channel == 'email' %}
-        customers.has_email_consent and nullif(trim(customers.email), '') is not null
-    {%- elif campaign.channel == 'sms' %}
-        customers.has_sms_consent and nullif(trim(customers.phone), '') is not null
-        {%- else %}
-        customers.has_push_consent
+        customers.{{ channel.consent }}
+        {%- if channel.address %}
+        and nullif(trim(customers.{{ channel.address }}), '') is not null
         {%- endif %}
     {% endfor %}
 
