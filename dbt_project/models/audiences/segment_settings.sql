@@ -1,6 +1,7 @@
 {#- One row per segment of the project, with its settings as the segment_catalog macro
     checked and defaulted them: what the export, its checks and the report read, so a
-    segment is declared once, in its model's YAML. -#}
+    segment is declared once, in its model's YAML. Numbers are cast: a literal's type
+    differs from one warehouse to the next. -#}
 {%- set segments = segment_catalog() -%}
 {%- set channels = segment_channels() -%}
 
@@ -16,9 +17,9 @@ catalog as (
         cast('{{ segment.channel }}' as {{ dbt.type_string() }}) as channel,
         cast({{ "'" ~ address ~ "'" if address else 'null' }} as {{ dbt.type_string() }})
             as address_column,
-        {{ segment.priority }} as priority,
-        {{ segment.holdout_share }} as holdout_share,
-        {{ segment.cooldown_days }} as cooldown_days,
+        cast({{ segment.priority }} as {{ dbt.type_int() }}) as priority,
+        cast({{ segment.holdout_share }} as {{ type_double() }}) as holdout_share,
+        cast({{ segment.cooldown_days }} as {{ dbt.type_int() }}) as cooldown_days,
         {{ segment.suppress_converted }} as suppress_converted,
         {{ segment.recovery_campaign }} as recovery_campaign
     {% if not loop.last %}union all{% endif %}
@@ -28,9 +29,9 @@ catalog as (
         cast(null as {{ dbt.type_string() }}) as model_name,
         cast(null as {{ dbt.type_string() }}) as channel,
         cast(null as {{ dbt.type_string() }}) as address_column,
-        0 as priority,
-        0.0 as holdout_share,
-        0 as cooldown_days,
+        cast(0 as {{ dbt.type_int() }}) as priority,
+        cast(0 as {{ type_double() }}) as holdout_share,
+        cast(0 as {{ dbt.type_int() }}) as cooldown_days,
         false as suppress_converted,
         false as recovery_campaign
     where 1 = 0
