@@ -65,7 +65,7 @@ earlier_exports as (
         user_id,
         entered_at,
         exported_at
-    from {{ source('audit', 'export_log') }}
+    from {{ ref('stg_audit__export_log') }}
     where exported_at < {{ as_of() }}
 
 ),

@@ -69,7 +69,7 @@ exports as (
         segment,
         cast(exported_at as date) as day,
         count(distinct user_id) as exported
-    from {{ source('audit', 'export_log') }}
+    from {{ ref('stg_audit__export_log') }}
     where exported_at <= {{ as_of() }}
     group by 1, 2
 
