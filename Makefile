@@ -73,6 +73,7 @@ screenshot: install
 lint: install
 	$(UV) run --frozen ruff check orchestration tests bench
 	$(UV) run --frozen ruff format --check orchestration tests bench
+	mkdir -p $(DATA)
 	cd dbt_project && SEGMENTS_WAREHOUSE=$(abspath $(DATA))/lint.duckdb \
 		$(UV) run --frozen sqlfluff lint models --processes 2
 
