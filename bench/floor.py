@@ -33,9 +33,10 @@ WINDOWS = {
     "abandonment_hours": _VARS["segments__abandonment_window_hours"],
     "recovery_days": _VARS["segments__recovery_window_days"],
     "gap_minutes": _VARS["segments__session_gap_minutes"],
-    "short_hours": _VARS["segments__short_window_hours"],
-    "week_days": _VARS["segments__week_window_days"],
-    "month_days": _VARS["segments__month_window_days"],
+    # user_metrics' windows are in its column names (product_views_24h, ..._7d, ..._30d).
+    "short_hours": 24,
+    "week_days": 7,
+    "month_days": 30,
 }
 MARTS = ("user_metrics", "cart_abandonments", "customer_rfm", "cohort_retention")
 

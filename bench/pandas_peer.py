@@ -31,9 +31,10 @@ _VARS = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"
 ABANDONMENT_WINDOW = pd.Timedelta(hours=_VARS["segments__abandonment_window_hours"])
 RECOVERY_WINDOW = pd.Timedelta(days=_VARS["segments__recovery_window_days"])
 SESSION_GAP = pd.Timedelta(minutes=_VARS["segments__session_gap_minutes"])
-SHORT_WINDOW = pd.Timedelta(hours=_VARS["segments__short_window_hours"])
-WEEK_WINDOW = pd.Timedelta(days=_VARS["segments__week_window_days"])
-MONTH_WINDOW = pd.Timedelta(days=_VARS["segments__month_window_days"])
+# user_metrics' windows are in its column names (product_views_24h, ..._7d, ..._30d).
+SHORT_WINDOW = pd.Timedelta(hours=24)
+WEEK_WINDOW = pd.Timedelta(days=7)
+MONTH_WINDOW = pd.Timedelta(days=30)
 # Ingestion quarantines events more than this far after the moment they are ingested.
 FUTURE_TOLERANCE = pd.Timedelta(days=1)
 

@@ -28,9 +28,10 @@ _VARS = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"
 ABANDONMENT_WINDOW = timedelta(hours=_VARS["segments__abandonment_window_hours"])
 RECOVERY_WINDOW = timedelta(days=_VARS["segments__recovery_window_days"])
 SESSION_GAP = timedelta(minutes=_VARS["segments__session_gap_minutes"])
-SHORT_WINDOW = timedelta(hours=_VARS["segments__short_window_hours"])
-WEEK_WINDOW = timedelta(days=_VARS["segments__week_window_days"])
-MONTH_WINDOW = timedelta(days=_VARS["segments__month_window_days"])
+# user_metrics' windows are in its column names (product_views_24h, ..._7d, ..._30d).
+SHORT_WINDOW = timedelta(hours=24)
+WEEK_WINDOW = timedelta(days=7)
+MONTH_WINDOW = timedelta(days=30)
 FUTURE_TOLERANCE = timedelta(days=1)
 
 TEXT = ["event_id", "event_type", "occurred_at", "user_id", "anonymous_id", "session_id"]

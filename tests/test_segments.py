@@ -176,7 +176,7 @@ def test_every_user_sits_in_exactly_one_journey_stage(pipeline):
 def test_holdout_is_a_stable_hash_of_segment_and_user(pipeline):
     rows = query(
         pipeline / "warehouse.duckdb",
-        "select segment, user_id, is_holdout from marts.int_segment_members",
+        "select segment, user_id, is_holdout from intermediate.int_segment_members",
     )
     assert rows
     for segment, user, is_holdout in rows:
@@ -217,7 +217,7 @@ def test_frequency_cap_keeps_the_highest_priority_segments(pipeline):
     rows = query(
         pipeline / "warehouse.duckdb",
         "select a.segment, a.suppression_reason from marts.audience_members a "
-        "join marts.int_segment_members s using (segment, user_id) "
+        "join intermediate.int_segment_members s using (segment, user_id) "
         "where a.user_id = 'hca3' and a.suppression_reason is distinct from 'holdout' "
         "order by s.priority",
     )

@@ -30,7 +30,7 @@
 {%- endmacro %}
 
 {#- post-hook of the marts: the mart just built into <stage>/marts/<name>, where the
-    pipeline reads it back. Intermediate models (int_) in the marts schema are not read. -#}
+    pipeline reads it back. -#}
 {% macro unload_mart() -%}
     {{ return(adapter.dispatch('unload_mart', 'behavioral_segments')()) }}
 {%- endmacro %}
@@ -40,7 +40,7 @@
 
 {% macro spark__unload_mart() -%}
     {%- set stage = _spark_stage() -%}
-    {%- if stage and this.schema == 'marts' and not this.identifier.startswith('int_') -%}
+    {%- if stage and this.schema == 'marts' -%}
         insert overwrite directory '{{ (stage ~ "/marts/" ~ this.identifier) | replace("'", "\\'") }}'
         using parquet
         select * from {{ this }}

@@ -1,7 +1,9 @@
 {%- set gap_minutes = var('segments__session_gap_minutes') -%}
-{%- set short_hours = var('segments__short_window_hours') -%}
-{%- set week_days = var('segments__week_window_days') -%}
-{%- set month_days = var('segments__month_window_days') -%}
+{#- The columns' names state their windows (product_views_24h, cart_abandonments_7d,
+    purchase_count_30d), so the windows are fixed here rather than vars. -#}
+{%- set short_hours = 24 -%}
+{%- set week_days = 7 -%}
+{%- set month_days = 30 -%}
 
 {#- Each CTE reads int_events_stitched itself, for only the columns and rows it needs: an
     import CTE read by several would be materialized whole (every event) first. -#}

@@ -1,5 +1,3 @@
-{{ config(schema='intermediate') }}
-
 {#- Every abandoned cart once under segment 'all', and once more under each recovery
     campaign (a segment with meta.segment.recovery_campaign) when the campaign could reach
     its user: a customer with consent and an address for the campaign's channel. There
