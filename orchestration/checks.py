@@ -7,7 +7,6 @@ import dagster as dg
 
 from orchestration.activate.audience_files import read_segments, stamp, unwritable
 from orchestration.core.settings import Settings
-from orchestration.core.warehouse import connect
 from orchestration.quality.suites import (
     Suite,
     load_suites,
@@ -15,7 +14,7 @@ from orchestration.quality.suites import (
     validate,
     write_suite_result,
 )
-from orchestration.resources import PipelineSettings, run_settings
+from orchestration.resources import PipelineSettings, Warehouse, run_settings
 
 
 def validation_folder(resolved: Settings) -> Path:
@@ -31,15 +30,12 @@ def _suite_check(suite: Suite) -> dg.AssetChecksDefinition:
         description=f"Great Expectations suite {suite.name}: {suite.description}",
     )
     def _check(
-        context: dg.AssetCheckExecutionContext, settings: PipelineSettings
+        context: dg.AssetCheckExecutionContext, settings: PipelineSettings, warehouse: Warehouse
     ) -> dg.AssetCheckResult:
         resolved = run_settings(context, settings)
-        conn = connect(resolved.warehouse, read_only=True)
-        try:
+        with warehouse.connection(read_only=True) as conn:
             frame = conn.execute(suite.query).df()
             known = [spec.name for spec in read_segments(conn)]
-        finally:
-            conn.close()
         result = validate(suite, frame, standard_parameters(resolved.as_of, known))
         folder = validation_folder(resolved)
         try:

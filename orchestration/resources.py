@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import duckdb
 
 from orchestration.activate.audience_files import ensure_export_log
 from orchestration.core.settings import Settings, parse_as_of
+from orchestration.core.warehouse import connect
 from orchestration.ingest.batch_load import ensure_landing_tables
 from orchestration.transform.dbt_commands import dbt_cli
 
@@ -57,6 +60,22 @@ class PipelineSettings(dg.ConfigurableResource):
         )
 
 
+class Warehouse(dg.ConfigurableResource):
+    """The warehouse file of the settings, as the assets and checks open it. A connection
+    lives for one step and is closed after it: DuckDB lets one process write the file, and
+    dbt opens it between the steps."""
+
+    settings: PipelineSettings
+
+    @contextmanager
+    def connection(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        conn = connect(Path(self.settings.warehouse), read_only=read_only)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
 AS_OF_TAG = "segments/as_of"
 FULL_REFRESH_TAG = "segments/full_refresh"
 REBUILD_HISTORY_TAG = "segments/rebuild_history"
@@ -84,8 +103,10 @@ def run_settings(context, settings: PipelineSettings) -> Settings:
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
+    pipeline_settings = PipelineSettings.from_settings(settings)
     return {
-        "settings": PipelineSettings.from_settings(settings),
+        "settings": pipeline_settings,
+        "warehouse": Warehouse(settings=pipeline_settings),
         "dbt": dbt_cli(),
     }
 

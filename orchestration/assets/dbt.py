@@ -23,9 +23,8 @@ from dagster_dbt import (
 
 from orchestration.assets.exports import EXPORT_ASSET
 from orchestration.core.targets import DUCKDB, fetch, readable_marts
-from orchestration.core.warehouse import connect
 from orchestration.partitions import daily_partitions
-from orchestration.resources import PipelineSettings, run_settings
+from orchestration.resources import PipelineSettings, Warehouse, run_settings
 from orchestration.transform.dbt_commands import (
     dbt_build_args,
     dbt_environment,
@@ -98,7 +97,12 @@ def _prune_run_targets(current: Path) -> None:
     prune_siblings(current, KEEP_RUN_TARGETS)
 
 
-def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings):
+def _build(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    settings: PipelineSettings,
+    warehouse: Warehouse,
+):
     resolved = run_settings(context, settings)
     window = None
     if context.has_partition_key or context.has_partition_key_range:
@@ -112,11 +116,8 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: Pip
         ).stream()
     marts = readable_marts(key.path for key in context.selected_asset_keys)
     if resolved.target != DUCKDB and marts:
-        conn = connect(resolved.warehouse)
-        try:
+        with warehouse.connection() as conn:
             fetched = fetch(conn, resolved.target, marts, dbt_environment(resolved))
-        finally:
-            conn.close()
         context.log.info(
             f"fetched from {resolved.target}: "
             + ", ".join(f"marts.{t} {n:,} rows" for t, n in fetched.items())
@@ -132,11 +133,14 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: Pip
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def event_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    settings: PipelineSettings,
+    warehouse: Warehouse,
 ):
     """The event-level incremental models. A backfill of a date range runs once for the
     whole range and reprocesses the events that occurred in it."""
-    yield from _build(context, dbt, settings)
+    yield from _build(context, dbt, settings, warehouse)
 
 
 @dbt_assets(
@@ -145,9 +149,14 @@ def event_models(
     exclude=f"{AUDIENCE_TAG} {EVENT_LEVEL} {MEASUREMENT_TAG}",
     name="dbt_models",
 )
-def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings):
+def dbt_models(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    settings: PipelineSettings,
+    warehouse: Warehouse,
+):
     """Staging, intermediate, marts and segment models with their tests."""
-    yield from _build(context, dbt, settings)
+    yield from _build(context, dbt, settings, warehouse)
 
 
 @dbt_assets(
@@ -157,10 +166,13 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings:
     name="audience_models",
 )
 def audience_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    settings: PipelineSettings,
+    warehouse: Warehouse,
 ):
     """Segment memberships, their history and the audience rows, with their tests."""
-    yield from _build(context, dbt, settings)
+    yield from _build(context, dbt, settings, warehouse)
 
 
 @dbt_assets(
@@ -170,8 +182,11 @@ def audience_models(
     name="measurement_models",
 )
 def measurement_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: PipelineSettings
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    settings: PipelineSettings,
+    warehouse: Warehouse,
 ):
     """Marts for dashboards and the report: segment sizes, trigger activity, cart recovery
     against the holdout, behavior cohorts; with their tests."""
-    yield from _build(context, dbt, settings)
+    yield from _build(context, dbt, settings, warehouse)

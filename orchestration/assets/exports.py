@@ -8,8 +8,7 @@ import dagster as dg
 from orchestration.activate.audience_files import export_audiences, read_segments, unwritable
 from orchestration.checks import GUARDED_ASSETS, validation_folder
 from orchestration.core.targets import publish
-from orchestration.core.warehouse import connect
-from orchestration.resources import PipelineSettings, run_settings
+from orchestration.resources import PipelineSettings, Warehouse, run_settings
 from orchestration.transform.dbt_commands import dbt_environment
 
 EXPORT_ASSET = dg.AssetKey(["exports", "audience_files"])
@@ -24,7 +23,9 @@ EXPORT_ASSET = dg.AssetKey(["exports", "audience_files"])
     description="One CSV per segment with added/removed deltas and a manifest, published "
     "atomically under <exports>/<as_of>/; exports/latest.json names the newest.",
 )
-def audience_files(context: dg.AssetExecutionContext, settings: PipelineSettings):
+def audience_files(
+    context: dg.AssetExecutionContext, settings: PipelineSettings, warehouse: Warehouse
+):
     resolved = run_settings(context, settings)
     started = time.monotonic()
     validation = {
@@ -32,8 +33,7 @@ def audience_files(context: dg.AssetExecutionContext, settings: PipelineSettings
         for path in sorted(validation_folder(resolved).glob("*.json"))
     }
     clear = bool(resolved.dbt_vars.get("segments__export_clear_addresses", False))
-    conn = connect(resolved.warehouse)
-    try:
+    with warehouse.connection() as conn:
         try:
             result = export_audiences(
                 conn,
@@ -52,8 +52,6 @@ def audience_files(context: dg.AssetExecutionContext, settings: PipelineSettings
             table: conn.execute(f"select count(*) from marts.{table}").fetchone()[0]
             for table in MART_TABLES
         }
-    finally:
-        conn.close()
     header = (
         "| segment | channel | members | holdout | suppressed | exported | entered | exited "
         "| added | removed |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"

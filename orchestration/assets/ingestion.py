@@ -6,10 +6,9 @@ import dagster as dg
 
 from orchestration.core.settings import utc_now
 from orchestration.core.targets import erasure_pending, publish, record_erasure
-from orchestration.core.warehouse import connect
 from orchestration.ingest.batch_load import ingest
 from orchestration.ingest.erasure import IDENTITY_COLUMNS
-from orchestration.resources import PipelineSettings, ensure_warehouse, run_settings
+from orchestration.resources import PipelineSettings, Warehouse, ensure_warehouse, run_settings
 from orchestration.transform.dbt_commands import dbt_environment, dbt_operation
 from orchestration.transform.dbt_runner import InProcessDbtCli
 
@@ -29,14 +28,16 @@ RAW_TABLES = ("events", "customers", "erasure_requests")
     can_subset=False,
 )
 def landing_files(
-    context: dg.AssetExecutionContext, settings: PipelineSettings, dbt: InProcessDbtCli
+    context: dg.AssetExecutionContext,
+    settings: PipelineSettings,
+    warehouse: Warehouse,
+    dbt: InProcessDbtCli,
 ):
     """Ingests every new landing file once: typed, de-duplicated, bad rows quarantined;
     then, when dbt builds in another warehouse, publishes the raw tables there."""
     resolved = run_settings(context, settings)
     started = time.monotonic()
-    conn = connect(resolved.warehouse)
-    try:
+    with warehouse.connection() as conn:
         ensure_warehouse(conn)
         report = ingest(conn, resolved.landing_dir, utc_now(), progress=context.log.info)
         table_rows = {
@@ -47,8 +48,6 @@ def landing_files(
             context.log.warning(f"rejected {path}: {error}")
         published = publish(conn, resolved.target, dbt_environment(resolved))
         tombstones = erasure_pending(conn, resolved.target)
-    finally:
-        conn.close()
     if published.rows_copied:
         context.log.info(
             f"published to {resolved.target}: "
@@ -62,11 +61,8 @@ def landing_files(
             dbt_environment(resolved),
             {"identity_columns": list(IDENTITY_COLUMNS)},
         )
-        conn = connect(resolved.warehouse)
-        try:
+        with warehouse.connection() as conn:
             record_erasure(conn, resolved.target, tombstones)
-        finally:
-            conn.close()
 
     elapsed = round(time.monotonic() - started, 2)
     for table in RAW_TABLES:

@@ -5,9 +5,8 @@ import time
 import dagster as dg
 
 from orchestration.assets.exports import EXPORT_ASSET
-from orchestration.core.warehouse import connect
 from orchestration.measure.report_page import write_audience_report
-from orchestration.resources import PipelineSettings, run_settings
+from orchestration.resources import PipelineSettings, Warehouse, run_settings
 
 # The marts the page reads.
 REPORT_SOURCES = (
@@ -28,18 +27,13 @@ REPORT_SOURCES = (
     "sizes over time, cohort retention and cart recovery against the holdout; one file that "
     "opens from disk.",
 )
-def audience_report(context: dg.AssetExecutionContext, settings: PipelineSettings):
+def audience_report(
+    context: dg.AssetExecutionContext, settings: PipelineSettings, warehouse: Warehouse
+):
     resolved = run_settings(context, settings)
     started = time.monotonic()
-    conn = connect(resolved.warehouse)
-    try:
-        result = write_audience_report(
-            conn,
-            resolved.exports_dir,
-            resolved.as_of,
-        )
-    finally:
-        conn.close()
+    with warehouse.connection() as conn:
+        result = write_audience_report(conn, resolved.exports_dir, resolved.as_of)
     if result is None:
         context.log.info("a newer export exists; the report describes that one and is left as is")
         return dg.MaterializeResult(metadata={"written": False})
