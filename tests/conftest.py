@@ -1,5 +1,5 @@
-"""Shared builders: tiny landing zones written from Python rows, and a pipeline run into a
-temporary warehouse."""
+"""Shared builders: tiny landing zones written from Python rows, a pipeline run into a
+temporary warehouse, and the dbt project built empty once per session."""
 
 from __future__ import annotations
 
@@ -8,16 +8,21 @@ import json
 import os
 import shutil
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
 import pytest
 
-from orchestration.core.settings import PROJECT_ROOT, Settings
+from orchestration.core.settings import DBT_PROJECT_DIR, PROJECT_ROOT, Settings
 from orchestration.ingest.landing_files import ENTITY_COLUMNS, SETTLE_VARIABLE
 from orchestration.pipeline import run_pipeline
+
+if TYPE_CHECKING:
+    from dbt.cli.main import dbtRunnerResult
 
 # Every test writes its landing files whole before it runs the pipeline (commands it starts
 # inherit this too); tests of the settle time set their own.
@@ -109,3 +114,66 @@ def project_copy(tmp_path: Path) -> Path:
     )
     shutil.copytree(PROJECT_ROOT / "seeds", root / "seeds")
     return root / "dbt_project"
+
+
+EMPTY_BUILD = ["--resource-type", "model", "--resource-type", "seed"]
+
+
+@dataclass(frozen=True)
+class EmptyWarehouse:
+    """A DuckDB file in which every model and seed of the project exists with no rows, and
+    the dbt target folder that built it."""
+
+    path: Path
+    target: Path
+    environment: dict[str, str]
+
+    def dbt(self, args: list[str]) -> dbtRunnerResult:
+        """Runs dbt in this process against this warehouse."""
+        from dbt.cli.main import dbtRunner
+
+        from orchestration.transform.dbt_commands import environment_variables
+
+        with environment_variables(self.environment):
+            return dbtRunner().invoke(
+                [
+                    *args,
+                    "--project-dir",
+                    str(DBT_PROJECT_DIR),
+                    "--profiles-dir",
+                    str(DBT_PROJECT_DIR),
+                    "--target-path",
+                    str(self.target),
+                    "--quiet",
+                ]
+            )
+
+
+@pytest.fixture(scope="session")
+def empty_warehouse(tmp_path_factory) -> EmptyWarehouse:
+    """The project built empty (`dbt build --empty`: every model, no rows), once per
+    session: dbt unit tests read their parents' column types from it, and the model docs
+    check reads the columns each model produces from it."""
+    # Imported here: orchestration.assets.dbt parses the project, which most tests never need.
+    from orchestration.assets.dbt import SEGMENT_UNION_MODEL
+    from orchestration.resources import ensure_warehouse
+
+    root = tmp_path_factory.mktemp("empty_warehouse")
+    path = root / "unit.duckdb"
+    conn = duckdb.connect(str(path))
+    ensure_warehouse(conn)
+    conn.close()
+    built = EmptyWarehouse(
+        path=path,
+        target=root / "target",
+        environment={"SEGMENTS_WAREHOUSE": str(path), "SEGMENTS_AS_OF": "2026-01-10 00:00:00"},
+    )
+    # The segment union reads the segment models without ref() (see assets/dbt.py): they
+    # are built first.
+    for selection in (
+        ["--exclude", f"{SEGMENT_UNION_MODEL}+"],
+        ["--select", f"{SEGMENT_UNION_MODEL}+"],
+    ):
+        result = built.dbt(["build", "--empty", *EMPTY_BUILD, *selection])
+        assert result.success, f"dbt build --empty failed: {result.exception}"
+    return built

@@ -292,3 +292,32 @@ def test_leaving_and_reentering_opens_a_new_stay_and_cooldown_suppresses_it(tmp_
         "select suppression_reason from marts.audience_members "
         "where user_id = 'cd' and segment = 'high_intent_browsers'",
     ) == [("cooldown",)]
+
+
+def test_segment_settings_restate_each_segments_yaml_with_the_defaults(pipeline):
+    """marts.segment_settings is what Python reads a segment's settings from; it must say
+    what the segment's YAML says, with the project's defaults where the YAML is silent."""
+    import yaml
+
+    from orchestration.core.settings import DBT_PROJECT_DIR
+    from orchestration.transform.dbt_commands import load_manifest, segment_models
+
+    defaults = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
+    expected = {}
+    for node in segment_models(load_manifest()):
+        meta = node["config"]["meta"]["segment"]
+        expected[meta["name"]] = (
+            node["name"],
+            meta.get("channel", "email"),
+            meta.get("priority", 100),
+            meta.get("holdout_share", defaults["segments__default_holdout_share"]),
+            meta.get("cooldown_days", defaults["segments__default_cooldown_days"]),
+            meta.get("suppress_converted", False),
+            meta.get("recovery_campaign", False),
+        )
+    rows = query(
+        pipeline / "warehouse.duckdb",
+        "select segment, model_name, channel, priority, holdout_share, cooldown_days, "
+        "suppress_converted, recovery_campaign from marts.segment_settings",
+    )
+    assert {row[0]: tuple(row[1:]) for row in rows} == expected

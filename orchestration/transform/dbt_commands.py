@@ -77,9 +77,10 @@ def dbt_vars(settings: Settings) -> dict[str, object]:
 def dbt_build_args(
     settings: Settings, partition_window: tuple[datetime, datetime] | None = None
 ) -> list[str]:
-    """`dbt build` with the run's vars; a partition window [start, end) makes the
-    event-level models reprocess the events that occurred in it. A full refresh keeps
-    the membership history unless the history is to be rebuilt too."""
+    """`dbt build` of the models and their data tests with the run's vars; a partition
+    window [start, end) makes the event-level models reprocess the events that occurred
+    in it. A full refresh keeps the membership history unless the history is to be
+    rebuilt too."""
     variables = dbt_vars(settings)
     if partition_window is not None:
         start, end = partition_window
@@ -87,7 +88,15 @@ def dbt_build_args(
         variables["segments__partition_end"] = end.strftime("%Y-%m-%d %H:%M:%S")
     if settings.rebuild_history:
         variables[REBUILD_HISTORY_VAR] = True
-    args = ["build", "--vars", json.dumps(variables, sort_keys=True)]
+    # The unit tests check the SQL, not the data: tests/test_dbt_unit_tests.py runs them,
+    # and a run does not pay for them again.
+    args = [
+        "build",
+        "--vars",
+        json.dumps(variables, sort_keys=True),
+        "--exclude-resource-type",
+        "unit_test",
+    ]
     if settings.full_refresh or settings.rebuild_history:
         args.append("--full-refresh")
     return args
