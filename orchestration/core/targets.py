@@ -251,13 +251,8 @@ def _publish_postgres(local: duckdb.DuckDBPyConnection, tables: dict[str, str]) 
 
 def readable_marts(asset_paths) -> list[str]:
     """The tables the checks, the export and the report may read, of the models with these
-    asset keys (<schema>/<name>): the marts schema's, but for intermediate models (int_)
-    that live there beside the audiences they feed."""
-    return sorted(
-        path[-1]
-        for path in asset_paths
-        if path[0] == MARTS_SCHEMA and not path[-1].startswith("int_")
-    )
+    asset keys (<schema>/<name>): those of the marts schema."""
+    return sorted(path[-1] for path in asset_paths if path[0] == MARTS_SCHEMA)
 
 
 def _columns_cast(

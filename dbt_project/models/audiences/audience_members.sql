@@ -3,7 +3,7 @@
     no_consent (no consent for the segment's channel, or not a known customer), no_address,
     converted (suppress_converted segments: a purchase after the user's latest abandoned
     cart), cooldown (exported for this segment in an earlier stay within cooldown_days),
-    frequency_cap (the user is already in segments_daily_frequency_cap files of higher
+    frequency_cap (the user is already in segments__daily_frequency_cap files of higher
     priority in this export). -#}
 
 with
