@@ -87,6 +87,7 @@ MART_TABLES = (
     "cart_abandonments",
     "customer_rfm",
     "cohort_retention",
+    "user_traits",
     "segment_memberships",
     "audience_members",
 )

@@ -1,6 +1,5 @@
-{%- set gap_minutes = var('segments__session_gap_minutes') -%}
 {#- The columns' names state their windows (product_views_24h, cart_abandonments_7d,
-    purchase_count_30d), so the windows are fixed here rather than vars. -#}
+    purchases_30d), so the windows are fixed here rather than vars. -#}
 {%- set short_hours = 24 -%}
 {%- set week_days = 7 -%}
 {%- set month_days = 30 -%}
@@ -16,59 +15,10 @@ cart_abandonments as (
 
 ),
 
-sessionless_events as (
+recent_session_events as (
 
-    -- Only the events that can decide a session of the last 24 hours: those in the window
-    -- and any within one session gap before it (an earlier event is more than a gap away
-    -- from every event in the window, which therefore starts a session either way).
-    select
-        user_id,
-        occurred_at,
-        lag(occurred_at) over (partition by user_id order by occurred_at) as previous_at
-    from {{ ref('int_events_stitched') }}
-    where
-        session_id is null
-        and occurred_at
-        > {{ dbt.dateadd('minute', -1 * (short_hours * 60 + gap_minutes), as_of()) }}
-
-),
-
-derived_sessions as (
-
-    -- A user's events without a session_id form sessions of their own: a new one starts
-    -- after a gap of more than the session gap.
-    select
-        user_id,
-        occurred_at,
-        sum(
-            case
-                when previous_at is null then 1
-                when occurred_at > {{ dbt.dateadd('minute', gap_minutes, 'previous_at') }} then 1
-                else 0
-            end
-        ) over (
-            partition by user_id order by occurred_at
-            rows between unbounded preceding and current row
-        ) as session_number
-    from sessionless_events
-
-),
-
-recent_session_keys as (
-
-    select
-        user_id,
-        {{ dbt.concat(["'id:'", "session_id"]) }} as session_key
-    from {{ ref('int_events_stitched') }}
-    where session_id is not null and {{ in_window('occurred_at', short_hours, 'hour') }}
-
-    union all
-
-    select
-        user_id,
-        {{ dbt.concat(["'gap:'", dbt.cast('session_number', api.Column.translate_type('string'))]) }} as session_key
-    from derived_sessions
-    where {{ in_window('occurred_at', short_hours, 'hour') }}
+    -- Every event of the last 24 hours with its session (macros/sessions.sql).
+    {{ windowed_sessions(short_hours, 'hour') }}
 
 ),
 
@@ -77,7 +27,7 @@ recent_sessions as (
     select
         user_id,
         count(distinct session_key) as sessions_24h
-    from recent_session_keys
+    from recent_session_events
     group by user_id
 
 ),
