@@ -37,6 +37,7 @@ class RunSummary:
     abandoned_carts: int = 0
     report: str = ""
     campaigns: dict[str, dict] = field(default_factory=dict)
+    scores: dict[str, dict] = field(default_factory=dict)
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -136,6 +137,7 @@ def summarize(settings: Settings, result: dg.ExecuteInProcessResult, elapsed: fl
     reported = metadata.get(("reports", "audience_report"), {})
     summary.report = str(reported.get("path", ""))
     summary.campaigns = dict(reported.get("campaigns", {}))
+    summary.scores = dict(reported.get("scores", {}))
     return summary
 
 
@@ -173,6 +175,13 @@ def format_summary(summary: RunSummary, settings: Settings) -> str:
                 f"recovery uplift of {name} vs holdout: {figures['uplift'] * 100:+.1f} pp "
                 f"(95% CI {figures['uplift_ci_low'] * 100:+.1f} to "
                 f"{figures['uplift_ci_high'] * 100:+.1f})"
+            )
+    for name, figures in summary.scores.items():
+        if figures.get("auc") is not None:
+            lines.append(
+                f"{name}: AUC {figures['auc']:.3f}, Brier {figures['brier']:.3f} "
+                f"(validated as of {figures['validation_instant'][:10]}, "
+                f"{figures['validation_rows']:,} users)"
             )
     if summary.report:
         lines.append(f"report: {summary.report}")

@@ -92,6 +92,10 @@ def visit(page_path: Path, screenshot: Path | None = None) -> PageVisit:
                 segment = element.get_attribute("data-segment") or ""
                 result.attributes[f"uplift:{segment}"] = element.get_attribute("data-uplift") or ""
                 result.texts[f"uplift:{segment}"] = element.inner_text()
+            for element in page.query_selector_all("[data-auc]"):
+                score = element.get_attribute("data-score") or ""
+                result.attributes[f"auc:{score}"] = element.get_attribute("data-auc") or ""
+                result.texts[f"auc:{score}"] = element.inner_text()
             result.texts["exported-total"] = page.inner_text("#exported-total")
             if screenshot is not None:
                 screenshot.parent.mkdir(parents=True, exist_ok=True)

@@ -315,8 +315,21 @@ def test_report_loads_without_console_errors_and_every_chart_renders(report_visi
         "cohort-retention",
         "acquisition-retention",
         f"recovery-{CAMPAIGN}",
+        "calibration",
     }
     assert report_visit.charts_rendered == len(report_visit.chart_ids)
+
+
+def test_report_scores_are_the_marts_figures(warehouse, report_visit):
+    rows = query(warehouse, "select score, auc from marts.score_evaluation")
+    assert {score for score, _ in rows} == {"churn_probability", "purchase_probability_7d"}
+    for score, auc in rows:
+        if auc is None:  # one outcome only in the validation week of this small landing
+            assert report_visit.attributes[f"auc:{score}"] == ""
+            assert report_visit.texts[f"auc:{score}"] == "n/a"
+            continue
+        assert float(report_visit.attributes[f"auc:{score}"]) == pytest.approx(auc, abs=1e-12)
+        assert report_visit.texts[f"auc:{score}"] == f"{auc:.3f}"
 
 
 def test_report_uplift_is_the_marts_figure(warehouse, report_visit):

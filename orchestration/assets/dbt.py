@@ -24,6 +24,7 @@ from dagster_dbt import (
 from orchestration.assets.exports import EXPORT_ASSET
 from orchestration.core.targets import DUCKDB, fetch, readable_marts
 from orchestration.partitions import daily_partitions
+from orchestration.predict.score_marts import read_validation
 from orchestration.resources import PipelineSettings, Warehouse, run_settings
 from orchestration.transform.dbt_commands import (
     dbt_build_args,
@@ -84,6 +85,24 @@ EVENT_TRANSLATOR = SegmentsTranslator(
 )
 
 
+USER_SCORES = dg.AssetKey(["marts", "user_scores"])
+SCORE_EVALUATION = dg.AssetKey(["marts", "score_evaluation"])
+
+
+def _score_metadata(evaluation, calibration) -> dict[str, object]:
+    """The scores' validation, on the user_scores asset: AUC, Brier score and base rate per
+    score, and the calibration table."""
+    metadata: dict[str, object] = {}
+    for row in evaluation.to_dict("records"):
+        for figure in ("auc", "brier", "validation_base_rate"):
+            value = row[figure]
+            metadata[f"{row['score']}_{figure}"] = None if value != value else float(value)
+        metadata["model_version"] = row["model_version"]
+        metadata["validation_rows"] = int(row["validation_rows"])
+    metadata["calibration"] = dg.MetadataValue.md(calibration.to_markdown(index=False))
+    return metadata
+
+
 # dbt's target folders of the newest runs are kept for inspection; older ones are removed.
 KEEP_RUN_TARGETS = 5
 
@@ -114,6 +133,11 @@ def _build(
         yield from dbt.cli(
             dbt_build_args(resolved, window), context=context, target_path=target
         ).stream()
+    if SCORE_EVALUATION in context.selected_asset_keys and resolved.target == DUCKDB:
+        with warehouse.connection() as conn:
+            validation = read_validation(conn)
+        if validation is not None:
+            yield dg.AssetObservation(asset_key=USER_SCORES, metadata=_score_metadata(*validation))
     marts = readable_marts(key.path for key in context.selected_asset_keys)
     if resolved.target != DUCKDB and marts:
         with warehouse.connection() as conn:

@@ -44,6 +44,7 @@ def audience_report(
             "export_id": result.export_id,
             "charts": result.charts,
             "campaigns": dg.MetadataValue.json(result.campaigns),
+            "scores": dg.MetadataValue.json(result.scores),
             "elapsed_seconds": round(time.monotonic() - started, 2),
         }
     )

@@ -21,6 +21,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from plotly.offline import get_plotlyjs
 
 from orchestration.activate.audience_files import complete_exports, stamp, write_atomically
+from orchestration.predict.score_marts import read_validation
 
 REPORT_NAME = "report.html"
 # Colours that stay apart for the colour-blind (Okabe-Ito): treated, holdout.
@@ -40,6 +41,7 @@ class ReportResult:
     export_id: str
     charts: int
     campaigns: dict[str, dict[str, float | int | None]]
+    scores: dict[str, dict[str, float | int | str | None]]
 
 
 def _frame(conn: duckdb.DuckDBPyConnection, query: str) -> pd.DataFrame:
@@ -157,6 +159,42 @@ def _recovery_chart(weekly: pd.DataFrame, segment: str) -> str:
     return _figure_html(figure, f"recovery-{segment}")
 
 
+def _calibration_chart(calibration: pd.DataFrame) -> str:
+    """Mean predicted probability against the observed rate per bin, for each score: on the
+    diagonal, a score means what it says."""
+    figure = go.Figure()
+    figure.add_trace(
+        go.Scatter(
+            x=[0, 1],
+            y=[0, 1],
+            mode="lines",
+            name="perfect calibration",
+            line={"color": "#999999", "dash": "dot"},
+        )
+    )
+    for score, colour in zip(
+        sorted(calibration["score"].unique()), (TREATED, HOLDOUT), strict=False
+    ):
+        rows = calibration[calibration["score"] == score]
+        figure.add_trace(
+            go.Scatter(
+                x=rows["mean_predicted"],
+                y=rows["observed_rate"],
+                mode="lines+markers",
+                name=score,
+                line={"color": colour},
+                customdata=rows["users"],
+                hovertemplate="predicted %{x:.2f}, observed %{y:.2f} (%{customdata:,} users)",
+            )
+        )
+    figure.update_layout(
+        title="Calibration on the validation week",
+        xaxis={"title": "mean predicted probability", "range": [0, 1]},
+        yaxis={"title": "observed rate", "range": [0, 1]},
+    )
+    return _figure_html(figure, "calibration")
+
+
 def _latest_audiences(exports_dir: Path, export_id: str) -> list[dict]:
     manifest = json.loads((exports_dir / export_id / "manifest.json").read_text())
     files = manifest["files"]
@@ -226,13 +264,17 @@ def write_audience_report(
     weekly = _frame(conn, "select * from marts.abandonment_recovery order by segment, week_start")
     weekly["week_start"] = pd.to_datetime(weekly["week_start"])
 
+    validation = read_validation(conn)
+    evaluation, calibration = validation if validation else (pd.DataFrame(), pd.DataFrame())
     overall = uplift[uplift["segment"] == "all"]
     campaigns = uplift[uplift["segment"] != "all"]
     charts = {
         "segment_sizes": _segment_sizes_chart(sizes) if not sizes.empty else "",
         "retention": _retention_heatmap(cohorts) if not cohorts.empty else "",
         "acquisition": _source_retention_chart(by_source) if not by_source.empty else "",
+        "calibration": _calibration_chart(calibration) if not calibration.empty else "",
     }
+    scores = _records(evaluation)
     recovery = []
     for campaign in _records(campaigns):
         rows = weekly[weekly["segment"] == campaign["segment"]]
@@ -248,6 +290,7 @@ def write_audience_report(
         overall=_records(overall)[0] if len(overall) else None,
         recovery=recovery,
         charts=charts,
+        scores=scores,
         plotly_js=get_plotlyjs(),
         size_days=sizes["day"].nunique(),
     )
@@ -272,5 +315,17 @@ def write_audience_report(
                 )
             }
             for item in recovery
+        },
+        scores={
+            row["score"]: {
+                **{
+                    key: None if row[key] is None else float(row[key])
+                    for key in ("auc", "brier", "validation_base_rate")
+                },
+                "validation_instant": str(row["validation_instant"] or ""),
+                "validation_rows": int(row["validation_rows"]),
+                "model_version": str(row["model_version"]),
+            }
+            for row in scores
         },
     )
