@@ -35,7 +35,10 @@ def _suite_check(suite: Suite) -> dg.AssetChecksDefinition:
         resolved = run_settings(context, settings)
         with warehouse.connection(read_only=True) as conn:
             frame = conn.execute(suite.query).df()
-            known = [spec.name for spec in read_segments(conn)]
+            # Only a suite about segments reads them: marts guarded before the audience
+            # models are built may be checked before marts.segment_settings exists.
+            uses_segments = "known_segments" in suite.parameters
+            known = [spec.name for spec in read_segments(conn)] if uses_segments else []
         result = validate(suite, frame, standard_parameters(resolved.as_of, known))
         folder = validation_folder(resolved)
         try:

@@ -30,7 +30,13 @@ def _exit_without_teardown() -> None:
 atexit.register(_exit_without_teardown)
 
 from orchestration.core import run_record  # noqa: E402 - after the exit handler, on purpose
-from orchestration.core.settings import DUCKDB, Settings, SettingsError, parse_as_of  # noqa: E402
+from orchestration.core.settings import (  # noqa: E402
+    DUCKDB,
+    Settings,
+    SettingsError,
+    parse_as_of,
+    with_cluster_refit,
+)
 
 # Great Expectations imports pyspark when it is installed (dbt-spark needs it), and pyspark
 # warns on import that it does not fully support pandas 3: nothing the user can act on, and
@@ -125,6 +131,12 @@ def _parser() -> argparse.ArgumentParser:
         "start over (the export log is kept)",
     )
     run.add_argument(
+        "--refit-clusters",
+        action="store_true",
+        help="refit the customer clusters (marts.user_cluster_model) as of this run; "
+        "otherwise the stored model is applied and refitted once it is a week old",
+    )
+    run.add_argument(
         "--wait",
         type=float,
         default=0,
@@ -179,6 +191,8 @@ def _run(args: argparse.Namespace) -> int:
         )
         .resolved()
     )
+    if args.refit_clusters:
+        settings = with_cluster_refit(settings)
     if not settings.landing_dir.is_dir():
         raise SettingsError(f"landing folder {settings.landing_dir} does not exist")
     if not (args.force or args.daily_from):

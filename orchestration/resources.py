@@ -12,7 +12,7 @@ import dagster as dg
 import duckdb
 
 from orchestration.activate.audience_files import ensure_export_log
-from orchestration.core.settings import Settings, parse_as_of
+from orchestration.core.settings import Settings, parse_as_of, with_cluster_refit
 from orchestration.core.warehouse import connect
 from orchestration.ingest.batch_load import ensure_landing_tables
 from orchestration.transform.dbt_commands import dbt_cli
@@ -79,6 +79,8 @@ class Warehouse(dg.ConfigurableResource):
 AS_OF_TAG = "segments/as_of"
 FULL_REFRESH_TAG = "segments/full_refresh"
 REBUILD_HISTORY_TAG = "segments/rebuild_history"
+# The stored cluster model is refitted in a run with this tag (the weekly schedule sets it).
+REFIT_CLUSTERS_TAG = "segments/refit_clusters"
 
 
 def run_settings(context, settings: PipelineSettings) -> Settings:
@@ -99,6 +101,8 @@ def run_settings(context, settings: PipelineSettings) -> Settings:
         resolved = resolved.with_overrides(full_refresh=True)
     if tags.get(REBUILD_HISTORY_TAG) == "true":
         resolved = resolved.with_overrides(full_refresh=True, rebuild_history=True)
+    if tags.get(REFIT_CLUSTERS_TAG) == "true":
+        resolved = with_cluster_refit(resolved)
     return resolved.resolved()
 
 

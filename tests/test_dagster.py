@@ -20,8 +20,14 @@ from orchestration.core.settings import PROJECT_ROOT, Settings
 from orchestration.definitions import build_definitions
 from orchestration.demo.generator import GeneratorConfig, generate
 from orchestration.pipeline import run_pipeline
-from orchestration.resources import AS_OF_TAG, PipelineSettings, build_resources
-from orchestration.schedules import daily_audiences, hourly_refresh
+from orchestration.resources import (
+    AS_OF_TAG,
+    REFIT_CLUSTERS_TAG,
+    PipelineSettings,
+    build_resources,
+    run_settings,
+)
+from orchestration.schedules import daily_audiences, hourly_refresh, weekly_cluster_refit
 from orchestration.sensors import new_landing_files
 from tests.conftest import event, write_events
 from tests.test_incremental import differences
@@ -36,7 +42,11 @@ def test_definitions_load_and_validate():
         "segments_pipeline",
         "segments_refresh",
     }
-    assert {s.name for s in defs.schedules} == {"hourly_refresh", "daily_audiences"}
+    assert {s.name for s in defs.schedules} == {
+        "hourly_refresh",
+        "daily_audiences",
+        "weekly_cluster_refit",
+    }
     assert all(s.default_status == dg.DefaultScheduleStatus.STOPPED for s in defs.schedules)
     assert [s.name for s in defs.sensors] == ["new_landing_files"]
     checks = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
@@ -153,6 +163,23 @@ def test_schedules_compute_as_of_their_scheduled_time():
         dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, 1, 0, 30, tzinfo=UTC))
     )
     assert daily.tags[AS_OF_TAG] == "2026-03-01T00:00:00+00:00"
+    weekly = weekly_cluster_refit(
+        dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, 2, 0, 15, tzinfo=UTC))
+    )
+    assert weekly.tags == {AS_OF_TAG: "2026-03-02T00:00:00+00:00", REFIT_CLUSTERS_TAG: "true"}
+
+
+def test_a_run_tagged_to_refit_the_clusters_sets_the_refit_var():
+    class Run:
+        tags = {AS_OF_TAG: "2026-03-02T00:00:00+00:00", REFIT_CLUSTERS_TAG: "true"}
+
+    class Context:
+        run = Run()
+
+    resolved = run_settings(Context(), PipelineSettings(dbt_vars_json='{"segments__x": 1}'))
+    assert resolved.dbt_vars == {"segments__x": 1, "segments__refit_clusters": True}
+    Run.tags = {AS_OF_TAG: "2026-03-02T00:00:00+00:00"}
+    assert "segments__refit_clusters" not in run_settings(Context(), PipelineSettings()).dbt_vars
 
 
 def test_dagster_instance_queues_warehouse_runs_one_at_a_time():

@@ -34,6 +34,10 @@ def warehouse(tmp_path):
         "entered_at timestamp, channel varchar, is_holdout boolean, email_sha256 varchar, "
         "channel_address varchar, suppression_reason varchar)"
     )
+    conn.execute(
+        "create table marts.segment_thresholds (segment varchar, threshold_var varchar, "
+        "kind varchar, applies_to varchar, threshold_value double, as_of timestamp)"
+    )
     yield conn
     conn.close()
 
@@ -135,6 +139,31 @@ def test_manifest_lists_every_file_with_rows_and_sha256(warehouse, tmp_path):
         assert info["sha256"] == hashlib.sha256((folder / name).read_bytes()).hexdigest()
     assert manifest["files"]["lost_carts.csv"]["rows"] == 1
     assert manifest["validation"]["export_files"]["success"] is True
+
+
+def test_manifest_records_the_thresholds_each_segment_resolved(warehouse, tmp_path):
+    set_members(warehouse, [("lost_carts", "u1", T1)])
+    warehouse.execute(
+        "insert into marts.segment_thresholds values "
+        "('lost_carts', 'segments__x', 'percentile', '0.9 of cart_value', 41.5, ?), "
+        "('app_fans', 'segments__y', 'by_cluster', 'high value', 5, ?), "
+        "('app_fans', 'segments__y', 'by_cluster', 'default', 3, ?)",
+        [T1, T1, T1],
+    )
+    export(warehouse, tmp_path / "exports", T1)
+    manifest = json.loads((tmp_path / "exports" / "20260301T0000Z" / "manifest.json").read_text())
+    assert manifest["segments"]["lost_carts"]["thresholds"] == [
+        {
+            "var": "segments__x",
+            "kind": "percentile",
+            "applies_to": "0.9 of cart_value",
+            "value": 41.5,
+        }
+    ]
+    assert [t["applies_to"] for t in manifest["segments"]["app_fans"]["thresholds"]] == [
+        "default",
+        "high value",
+    ]
 
 
 def test_crash_between_files_leaves_no_partial_export_and_latest_unchanged(warehouse, tmp_path):

@@ -37,8 +37,18 @@
         {%- if numbers.cooldown_days < 0 -%}
             {{ exceptions.raise_compiler_error(where ~ "cooldown_days must not be negative") }}
         {%- endif -%}
+        {%- set thresholds = settings.get('thresholds', []) -%}
+        {%- if thresholds is string or thresholds is mapping or thresholds is not iterable -%}
+            {{ exceptions.raise_compiler_error(where ~ "thresholds must be a list of var names") }}
+        {%- endif -%}
+        {%- for threshold_var in thresholds -%}
+            {%- if threshold_var is not string or not modules.re.match('^segments__[a-z0-9_]+$', threshold_var) -%}
+                {{ exceptions.raise_compiler_error(where ~ "threshold " ~ threshold_var ~ " must be a segments__ var name") }}
+            {%- endif -%}
+        {%- endfor -%}
         {%- do segments.append({
             'name': name,
+            'thresholds': thresholds | list,
             'model': node.name,
             'relation': api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias),
             'channel': channel,

@@ -74,6 +74,22 @@ class SegmentSpec:
     address_column: str | None
 
 
+def read_thresholds(conn: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, Any]]]:
+    """What each segment's thresholds resolved to this run (marts.segment_thresholds), for
+    the manifest: a percentile threshold's value changes with the data."""
+    rows = conn.execute(
+        "select segment, threshold_var, kind, applies_to, threshold_value "
+        "from marts.segment_thresholds order by segment, threshold_var, applies_to nulls first"
+    ).fetchall()
+    thresholds: dict[str, list[dict[str, Any]]] = {}
+    for segment, var, kind, applies_to, value in rows:
+        entry = {"var": var, "kind": kind, "value": value}
+        if applies_to is not None:
+            entry["applies_to"] = applies_to
+        thresholds.setdefault(segment, []).append(entry)
+    return thresholds
+
+
 def read_segments(conn: duckdb.DuckDBPyConnection) -> list[SegmentSpec]:
     """The project's segments as dbt decided them (marts.segment_settings, from each
     segment model's YAML): the one home of names, channels and their defaults."""
@@ -189,6 +205,7 @@ def export_audiences(
     ).fetchall()
     # A removed file lists who left a segment; an erased person is not listed anywhere.
     erased = _erased_identity_hashes(conn)
+    thresholds = read_thresholds(conn)
     by_segment: dict[str, list[tuple]] = {spec.name: [] for spec in segments}
     for row in rows:
         if row[0] not in by_segment:
@@ -232,6 +249,8 @@ def export_audiences(
                 "removed": len(removed),
                 "file": f"{spec.name}.csv",
             }
+            if spec.name in thresholds:
+                result.segments[spec.name]["thresholds"] = thresholds[spec.name]
 
         file_check = _check_written_files(tmp, segments, by_segment, as_of)
         result.files = {

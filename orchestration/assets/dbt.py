@@ -24,7 +24,11 @@ from dagster_dbt import (
 from orchestration.assets.exports import EXPORT_ASSET
 from orchestration.core.targets import DUCKDB, fetch, readable_marts
 from orchestration.partitions import daily_partitions
-from orchestration.predict.score_marts import read_validation
+from orchestration.predict.score_marts import (
+    read_clusters,
+    read_thresholds_table,
+    read_validation,
+)
 from orchestration.resources import PipelineSettings, Warehouse, run_settings
 from orchestration.transform.dbt_commands import (
     dbt_build_args,
@@ -87,6 +91,43 @@ EVENT_TRANSLATOR = SegmentsTranslator(
 
 USER_SCORES = dg.AssetKey(["marts", "user_scores"])
 SCORE_EVALUATION = dg.AssetKey(["marts", "score_evaluation"])
+USER_CLUSTERS = dg.AssetKey(["marts", "user_clusters"])
+SEGMENT_THRESHOLDS = dg.AssetKey(["marts", "segment_thresholds"])
+
+
+def _learned_observations(selected, warehouse: Warehouse):
+    """What the learned models and the thresholds came to this run, as metadata on their
+    assets: the scores' validation, the cluster model's version and fit date, the
+    thresholds' resolved values."""
+    wanted = {USER_SCORES, SCORE_EVALUATION, USER_CLUSTERS, SEGMENT_THRESHOLDS} & set(selected)
+    if not wanted:
+        return
+    with warehouse.connection() as conn:
+        validation = read_validation(conn) if SCORE_EVALUATION in wanted else None
+        clusters = read_clusters(conn) if USER_CLUSTERS in wanted else None
+        thresholds = read_thresholds_table(conn) if SEGMENT_THRESHOLDS in wanted else None
+    if validation is not None:
+        yield dg.AssetObservation(asset_key=USER_SCORES, metadata=_score_metadata(*validation))
+    if clusters is not None and len(clusters):
+        yield dg.AssetObservation(asset_key=USER_CLUSTERS, metadata=_cluster_metadata(clusters))
+    if thresholds is not None:
+        yield dg.AssetObservation(
+            asset_key=SEGMENT_THRESHOLDS,
+            metadata={"resolved": dg.MetadataValue.md(thresholds.to_markdown(index=False))},
+        )
+
+
+def _cluster_metadata(clusters) -> dict[str, object]:
+    first = clusters.iloc[0]
+    silhouette = first["silhouette"]
+    model = ["model_version", "fitted_at", "k", "silhouette"]
+    return {
+        "model_version": str(first["model_version"]),
+        "fitted_at": str(first["fitted_at"]),
+        "k": int(first["k"]),
+        "silhouette": None if silhouette != silhouette else float(silhouette),
+        "clusters": dg.MetadataValue.md(clusters.drop(columns=model).to_markdown(index=False)),
+    }
 
 
 def _score_metadata(evaluation, calibration) -> dict[str, object]:
@@ -129,16 +170,21 @@ def _build(
         window = (time_window.start.replace(tzinfo=None), time_window.end.replace(tzinfo=None))
     target = run_target_path(context.run.run_id)
     _prune_run_targets(target)
+    # What dbt built, which is less than the selection where a model is disabled on the
+    # target (the learned models off DuckDB): only those marts are fetched back.
+    built = []
     with environment_variables(dbt_environment(resolved)):
-        yield from dbt.cli(
+        for event in dbt.cli(
             dbt_build_args(resolved, window), context=context, target_path=target
-        ).stream()
-    if SCORE_EVALUATION in context.selected_asset_keys and resolved.target == DUCKDB:
-        with warehouse.connection() as conn:
-            validation = read_validation(conn)
-        if validation is not None:
-            yield dg.AssetObservation(asset_key=USER_SCORES, metadata=_score_metadata(*validation))
-    marts = readable_marts(key.path for key in context.selected_asset_keys)
+        ).stream():
+            if isinstance(event, dg.Output):
+                built.append(context.asset_key_for_output(event.output_name))
+            elif isinstance(event, dg.AssetMaterialization):
+                built.append(event.asset_key)
+            yield event
+    if resolved.target == DUCKDB:
+        yield from _learned_observations(built, warehouse)
+    marts = readable_marts(key.path for key in built)
     if resolved.target != DUCKDB and marts:
         with warehouse.connection() as conn:
             fetched = fetch(conn, resolved.target, marts, dbt_environment(resolved))

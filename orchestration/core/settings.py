@@ -89,3 +89,11 @@ class Settings:
         if self.as_of is None:
             raise SettingsError("as_of is not fixed yet; call resolved() first")
         return self.as_of.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+REFIT_CLUSTERS_VAR = "segments__refit_clusters"
+
+
+def with_cluster_refit(settings: Settings) -> Settings:
+    """The settings of a run that refits the customer clusters (marts.user_cluster_model)."""
+    return settings.with_overrides(dbt_vars={**settings.dbt_vars, REFIT_CLUSTERS_VAR: True})

@@ -206,14 +206,15 @@ def _fit_scores(examples: pd.DataFrame) -> FittedScores:
         model = _fit(training, label)
         fitted.append((score, label, model, evaluation, calibration))
     version = model_version([_state(model, label) for _, label, model, _, _ in fitted])
-    scores = pd.DataFrame({"user_id": scoring["user_id"].to_numpy()})
+    # Typed columns, so that an empty table keeps its types too.
+    scores = pd.DataFrame({"user_id": scoring["user_id"].astype("string").reset_index(drop=True)})
     models = []
     for score, _label, model, evaluation, calibration in fitted:
         predictions = np.round(_predict(model, scoring), DECIMALS)
         scores[score] = predictions
         models.append(ScoreModel(score, version, predictions, evaluation, calibration))
-    scores["model_version"] = version
-    scores["scored_at"] = scoring["instant"].to_numpy()
+    scores["model_version"] = pd.Series([version] * len(scores), dtype="string")
+    scores["scored_at"] = pd.Series(scoring["instant"].to_numpy(), dtype="datetime64[us]")
     return FittedScores(scores, models)
 
 

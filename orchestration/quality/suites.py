@@ -49,6 +49,16 @@ class Suite:
             expectations=raw["expectations"],
         )
 
+    @property
+    def parameters(self) -> set[str]:
+        """The names its expectations take as {"$PARAMETER": name}."""
+        return {
+            value["$PARAMETER"]
+            for expectation in self.expectations
+            for value in expectation.get("kwargs", {}).values()
+            if isinstance(value, dict) and "$PARAMETER" in value
+        }
+
 
 @dataclass
 class SuiteResult:

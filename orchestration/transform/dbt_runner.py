@@ -219,7 +219,7 @@ class InProcessInvocation:
 
         key = parse_key(self.project_dir, vars_text)
         if key in _parsed:
-            return _parsed[key].deepcopy()
+            return _copy_manifest(_parsed[key])
         folder = parse_folder(self.target_root)
         folder.mkdir(parents=True, exist_ok=True)
         prune_siblings(folder, KEEP_PARSES)
@@ -230,7 +230,7 @@ class InProcessInvocation:
             raise DbtCommandError(self._failure("dbt parse", outcome.exception))
         _parsed.clear()
         _parsed[key] = outcome.result
-        return outcome.result.deepcopy()
+        return _copy_manifest(outcome.result)
 
     def _run(self) -> None:
         if self.result is not None:
@@ -288,3 +288,20 @@ class InProcessInvocation:
                 target_path=self.target_path,
                 project=self.project,
             )
+
+
+def _copy_manifest(manifest):
+    """Manifest.deepcopy(), but for the disabled nodes (models disabled on this target),
+    which dbt-core 1.11's deepcopy fails on ('list' object has no attribute 'from_dict':
+    it copies each list of them as if it were one node): they are copied one by one."""
+    disabled = manifest.disabled
+    manifest.disabled = {}
+    try:
+        copied = manifest.deepcopy()
+    finally:
+        manifest.disabled = disabled
+    copied.disabled = {
+        key: [type(node).from_dict(node.to_dict(omit_none=True)) for node in nodes]
+        for key, nodes in disabled.items()
+    }
+    return copied

@@ -20,3 +20,21 @@
 {% macro bigquery__median_of(expr) -%}
     approx_quantiles({{ expr }}, 2)[offset(1)]
 {%- endmacro %}
+
+{#- The continuous percentile (fraction 0-1, interpolated) of an expression over a group. -#}
+{% macro percentile_of(expr, fraction) -%}
+    {{ return(adapter.dispatch('percentile_of', 'behavioral_segments')(expr, fraction)) }}
+{%- endmacro %}
+
+{% macro default__percentile_of(expr, fraction) -%}
+    percentile_cont({{ fraction }}) within group (order by {{ expr }})
+{%- endmacro %}
+
+{% macro duckdb__percentile_of(expr, fraction) -%}
+    quantile_cont({{ expr }}, {{ fraction }})
+{%- endmacro %}
+
+{#- Approximate on BigQuery, as median_of. -#}
+{% macro bigquery__percentile_of(expr, fraction) -%}
+    approx_quantiles({{ expr }}, 100)[offset({{ (fraction * 100) | round | int }})]
+{%- endmacro %}
