@@ -135,8 +135,17 @@ def assert_marts_equal(
     expected = {table: rows for table, rows in expected.items() if table not in duckdb_only()}
     if tables is not None:
         expected = {table: expected[table] for table in tables}
+    # Rows of the segments that read the learned marts: empty off DuckDB.
+    only = duckdb_only_segments()
+
+    def portable(frame: pd.DataFrame) -> pd.DataFrame:
+        if "segment" not in frame.columns:
+            return frame
+        return frame[~frame["segment"].isin(only)].reset_index(drop=True)
+
+    expected = {table: portable(rows) for table, rows in expected.items()}
     for table, rows in expected.items():
-        other = found(table)
+        other = portable(found(table))
         assert list(other.columns) == list(rows.columns), table
         assert len(other) == len(rows), table
         pd.testing.assert_frame_equal(settled(other), settled(rows), obj=f"{engine} marts.{table}")

@@ -62,3 +62,32 @@
     {%- endif -%}
     {{ return(ref(source_model)) }}
 {%- endmacro %}
+
+{#- What every segment's listed thresholds (meta.segment.thresholds) resolve to, as rows of
+    segment, var, kind, applies_to and value (SQL): marts.segment_thresholds. -#}
+{% macro resolved_thresholds() -%}
+    {%- set rows = [] -%}
+    {%- for segment in segment_catalog() -%}
+        {%- for name in segment.thresholds -%}
+            {%- set value = var(name) -%}
+            {%- set base = {'segment': segment.name, 'var': name} -%}
+            {%- if value is number and value is not boolean -%}
+                {%- do rows.append(dict(base, kind='number', applies_to=none, value=value)) -%}
+            {%- elif value is mapping and 'percentile' in value -%}
+                {%- set population = _threshold_population(name, value) -%}
+                {%- do rows.append(dict(base, kind='percentile',
+                    applies_to=value['percentile'] ~ ' of ' ~ value['of'],
+                    value='(select ' ~ percentile_of(value['of'], value['percentile']) ~ ' from ' ~ population ~ ')')) -%}
+            {%- elif value is mapping and ('by_cluster' in value or 'by_journey_stage' in value) -%}
+                {%- set kind = 'by_cluster' if 'by_cluster' in value else 'by_journey_stage' -%}
+                {%- for key, number in value[kind].items() -%}
+                    {%- do rows.append(dict(base, kind=kind, applies_to=key, value=number)) -%}
+                {%- endfor -%}
+                {%- do rows.append(dict(base, kind=kind, applies_to='default', value=value['default'])) -%}
+            {%- else -%}
+                {{ exceptions.raise_compiler_error(name ~ " (a threshold of " ~ segment.name ~ ") is not a threshold: see macros/thresholds.sql") }}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{ return(rows) }}
+{%- endmacro %}
