@@ -38,6 +38,7 @@ def examples(users: int = 400, instants: int = 4, seed: int = 7) -> pd.DataFrame
                 {
                     "instant": instant,
                     "is_training": training,
+                    "labels_until": instant + timedelta(days=14) if training else None,
                     "user_id": f"u{user:04d}",
                     "tenure_days": 60,
                     "days_since_last_event": float(30 / (1 + activity[user])),
@@ -79,7 +80,13 @@ def test_scores_learn_the_signal_and_report_their_validation():
     assert evaluation.loc["churn_probability", "training_rows"] == 1600
     training = data[data["is_training"]]
     latest = training["instant"].max()
-    earlier = propensity._fit(training[training["instant"] < latest], "churned")
+    # Learned only from the instants whose 14-day labels had ended by the validation instant.
+    known = training[training["labels_until"] <= latest]
+    assert sorted(known["instant"].unique()) == [
+        AS_OF - timedelta(days=35),
+        AS_OF - timedelta(days=28),
+    ]
+    earlier = propensity._fit(known, "churned")
     held_out = training[training["instant"] == latest]
     auc = roc_auc_score(held_out["churned"], propensity._predict(earlier, held_out))
     assert evaluation.loc["churn_probability", "auc"] == pytest.approx(auc, abs=1e-6)

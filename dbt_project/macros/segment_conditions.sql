@@ -17,8 +17,8 @@
 {%- endmacro %}
 
 {#- Users who did `first_event` and then did (or, with negate=true, did not do)
-    `then_event` within `amount` `unit`s after it (after: later than it, and at most that
-    long after): user_id, last_at (the latest such `first_event`). For negate, only
+    `then_event` within `amount` `unit`s after it (from the same second, as a cart bought
+    in the second it was filled is converted, to at most that long after): user_id, last_at (the latest such `first_event`). For negate, only
     `first_event`s whose window has fully passed by as_of count. With `within_amount`,
     only `first_event`s of the last `within_amount` `within_unit`s (default `unit`) count. -#}
 {% macro users_who_did_then(first_event, then_event, amount, unit, negate=false, within_amount=none, within_unit=none) -%}
@@ -40,7 +40,7 @@
             from {{ ref('int_events_stitched') }} as then_events
             where then_events.user_id = first_events.user_id
                 and then_events.event_type = '{{ then_event }}'
-                and then_events.occurred_at > first_events.occurred_at
+                and then_events.occurred_at >= first_events.occurred_at
                 and then_events.occurred_at <= {{ dbt.dateadd(unit, amount, 'first_events.occurred_at') }}
         )
     group by first_events.user_id

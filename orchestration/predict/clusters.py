@@ -72,6 +72,18 @@ def _label_clusters(centres_units: np.ndarray) -> tuple[str, ...]:
     return tuple(unique)
 
 
+def cluster_count(value: object) -> int | str:
+    """segments__cluster_count checked: `auto` or a whole number of at least 2."""
+    text = str(value).strip().lower()
+    if text == AUTO:
+        return AUTO
+    if not text.isdigit() or int(text) < 2:
+        raise ValueError(
+            f"segments__cluster_count must be auto or a whole number >= 2, not {value!r}"
+        )
+    return int(text)
+
+
 def fit(frame: pd.DataFrame, k: int | str, fitted_at: datetime) -> ClusterModel | None:
     """k-means on the users of `frame` (its FEATURES columns); k a number, or `auto` for
     the candidate with the best silhouette. None when there are fewer users than clusters."""
@@ -94,7 +106,8 @@ def fit(frame: pd.DataFrame, k: int | str, fitted_at: datetime) -> ClusterModel 
         model = KMeans(n_clusters=candidate, n_init=10, random_state=RANDOM_STATE)
         assigned = model.fit_predict(standardized)
         score = None
-        if len(set(assigned)) > 1:
+        # The silhouette is defined for 2 to n - 1 clusters.
+        if 1 < len(set(assigned)) < len(standardized):
             score = float(
                 silhouette_score(
                     standardized,

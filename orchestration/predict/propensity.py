@@ -140,7 +140,8 @@ def calibration_table(predicted: np.ndarray, observed: np.ndarray) -> pd.DataFra
 
 
 def _evaluate(training: pd.DataFrame, label: str) -> tuple[dict[str, object], pd.DataFrame]:
-    """Fit on every training instant but the latest, score the latest."""
+    """Fit on the training instants whose labels had ended by the latest one, score the
+    latest."""
     instants = sorted(training["instant"].unique())
     evaluation: dict[str, object] = {
         "training_instants": len(instants),
@@ -155,7 +156,10 @@ def _evaluate(training: pd.DataFrame, label: str) -> tuple[dict[str, object], pd
     if len(instants) < 2:
         return evaluation, empty
     latest = instants[-1]
-    earlier, later = training[training["instant"] < latest], training[training["instant"] == latest]
+    # The validation model learns only what was known at the validation instant: examples
+    # whose labels had ended by then.
+    earlier = training[(training["instant"] < latest) & (training["labels_until"] <= latest)]
+    later = training[training["instant"] == latest]
     predicted = _predict(_fit(earlier, label), later)
     observed = later[label].astype(int).to_numpy()
     evaluation.update(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import threading
 from argparse import ArgumentParser
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -290,16 +291,20 @@ class InProcessInvocation:
             )
 
 
+_COPY_LOCK = threading.Lock()
+
+
 def _copy_manifest(manifest):
     """Manifest.deepcopy(), but for the disabled nodes (models disabled on this target),
     which dbt-core 1.11's deepcopy fails on ('list' object has no attribute 'from_dict':
     it copies each list of them as if it were one node): they are copied one by one."""
-    disabled = manifest.disabled
-    manifest.disabled = {}
-    try:
-        copied = manifest.deepcopy()
-    finally:
-        manifest.disabled = disabled
+    with _COPY_LOCK:  # the cached manifest is changed for the moment of the copy
+        disabled = manifest.disabled
+        manifest.disabled = {}
+        try:
+            copied = manifest.deepcopy()
+        finally:
+            manifest.disabled = disabled
     copied.disabled = {
         key: [type(node).from_dict(node.to_dict(omit_none=True)) for node in nodes]
         for key, nodes in disabled.items()

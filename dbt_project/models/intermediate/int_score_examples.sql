@@ -15,12 +15,14 @@ instants as (
 
     select
         {{ as_of() }} as instant,
-        false as is_training
+        false as is_training,
+        cast(null as {{ dbt.type_timestamp() }}) as labels_until
     {% for k in range(training_instants) %}
     union all
     select
         {{ dbt.dateadd('day', -1 * (label_days + k * step_days), as_of()) }} as instant,
-        true as is_training
+        true as is_training,
+        {{ dbt.dateadd('day', -1 * (k * step_days), as_of()) }} as labels_until
     {% endfor %}
 
 ),
@@ -169,6 +171,7 @@ final as (
     select
         instants.instant,
         instants.is_training,
+        instants.labels_until,
         first_seen.user_id,
         {{ whole_days_between('first_seen.first_seen_at', 'instants.instant') }}
             as tenure_days,

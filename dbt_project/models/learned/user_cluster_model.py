@@ -16,13 +16,13 @@ def model(dbt, session):
         previous = None
     if features.empty:
         return clusters.to_frame(previous)
+    # Each config.get stands alone: dbt finds the configs a Python model reads by looking
+    # for these calls as plain statements' arguments, and passes only those it found.
+    refit_days = dbt.config.get("cluster_refit_days")
+    forced = dbt.config.get("refit_clusters")
+    count = dbt.config.get("cluster_count")
     as_of = features["as_of"].iloc[0].to_pydatetime()
-    refit = clusters.needs_refit(
-        previous,
-        as_of,
-        int(dbt.config.get("cluster_refit_days")),
-        str(dbt.config.get("refit_clusters")).lower() == "true",
-    )
-    if not refit:
+    force = str(forced).lower() == "true"
+    if not clusters.needs_refit(previous, as_of, int(refit_days), force):
         return clusters.to_frame(previous)
-    return clusters.to_frame(clusters.fit(features, dbt.config.get("cluster_count"), as_of))
+    return clusters.to_frame(clusters.fit(features, clusters.cluster_count(count), as_of))

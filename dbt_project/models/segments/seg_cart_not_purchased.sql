@@ -27,7 +27,7 @@ final as (
     left join last_purchases on unpurchased_additions.user_id = last_purchases.user_id
     where
         last_purchases.last_purchase_at is null
-        or last_purchases.last_purchase_at <= unpurchased_additions.last_at
+        or last_purchases.last_purchase_at < unpurchased_additions.last_at
 
 )
 

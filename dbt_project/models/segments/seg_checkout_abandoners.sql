@@ -28,7 +28,7 @@ final as (
     left join last_purchases on abandoned_checkouts.user_id = last_purchases.user_id
     where
         last_purchases.last_purchase_at is null
-        or last_purchases.last_purchase_at <= abandoned_checkouts.last_at
+        or last_purchases.last_purchase_at < abandoned_checkouts.last_at
 
 )
 
