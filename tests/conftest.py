@@ -177,3 +177,33 @@ def empty_warehouse(tmp_path_factory) -> EmptyWarehouse:
         result = built.dbt(["build", "--empty", *EMPTY_BUILD, *selection])
         assert result.success, f"dbt build --empty failed: {result.exception}"
     return built
+
+
+def compile_model(tmp_path: Path, model: str, variables: dict) -> tuple[bool, str]:
+    """`dbt compile` of one model with these vars, in a warehouse of its own: (True, the
+    compiled code) or (False, dbt's error)."""
+    from dbt.cli.main import dbtRunner
+
+    from orchestration.transform.dbt_commands import environment_variables
+
+    target = tmp_path / "target"
+    with environment_variables({"SEGMENTS_WAREHOUSE": str(tmp_path / "w.duckdb")}):
+        result = dbtRunner().invoke(
+            [
+                "compile",
+                "--select",
+                model,
+                "--vars",
+                json.dumps(variables),
+                "--project-dir",
+                str(DBT_PROJECT_DIR),
+                "--profiles-dir",
+                str(DBT_PROJECT_DIR),
+                "--target-path",
+                str(target),
+                "--quiet",
+            ]
+        )
+    if not result.success:
+        return False, str(result.exception)
+    return True, next(path for path in target.rglob(f"{model}.*") if path.is_file()).read_text()

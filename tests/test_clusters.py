@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from orchestration.predict import clusters
+from tests.conftest import compile_model
 
 FITTED = datetime(2026, 3, 1)
 
@@ -88,30 +89,9 @@ def test_too_few_distinct_users_fit_no_model():
 def test_the_refit_var_reaches_the_stored_models_code(tmp_path):
     """dbt passes a Python model only the configs it finds it reading; the refit switch of
     `--refit-clusters` and the weekly schedule must be among them."""
-    from dbt.cli.main import dbtRunner
-
-    from orchestration.core.settings import DBT_PROJECT_DIR
-    from orchestration.transform.dbt_commands import environment_variables
-
-    target = tmp_path / "target"
-    with environment_variables({"SEGMENTS_WAREHOUSE": str(tmp_path / "w.duckdb")}):
-        result = dbtRunner().invoke(
-            [
-                "compile",
-                "--select",
-                "user_cluster_model",
-                "--vars",
-                '{"segments__refit_clusters": true}',
-                "--project-dir",
-                str(DBT_PROJECT_DIR),
-                "--profiles-dir",
-                str(DBT_PROJECT_DIR),
-                "--target-path",
-                str(target),
-                "--quiet",
-            ]
-        )
-    assert result.success, result.exception
-    compiled = next(target.rglob("user_cluster_model.py")).read_text()
+    compiled_ok, compiled = compile_model(
+        tmp_path, "user_cluster_model", {"segments__refit_clusters": True}
+    )
+    assert compiled_ok, compiled
     assert "'refit_clusters': True" in compiled
     assert "'cluster_refit_days': 7" in compiled and "'cluster_count': 'auto'" in compiled

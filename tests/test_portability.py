@@ -95,15 +95,20 @@ def settled(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(list(frame.columns)).reset_index(drop=True)
 
 
-def duckdb_only() -> set[str]:
-    """The models of dbt_project/models/learned/ (Python, scikit-learn): DuckDB only."""
+def _learned_models() -> dict[str, dict]:
+    """The models of dbt_project/models/learned/ (Python, scikit-learn), built on DuckDB
+    only, by unique id."""
     from orchestration.transform.dbt_commands import load_manifest
 
     return {
-        node["name"]
-        for node in load_manifest()["nodes"].values()
+        unique_id: node
+        for unique_id, node in load_manifest()["nodes"].items()
         if node["resource_type"] == "model" and node["fqn"][1] == "learned"
     }
+
+
+def duckdb_only() -> set[str]:
+    return {node["name"] for node in _learned_models().values()}
 
 
 def marts_of_duckdb(warehouse: Path) -> dict[str, pd.DataFrame]:
@@ -182,11 +187,7 @@ def duckdb_only_segments() -> set[str]:
     """The segments of models built on DuckDB only: those that read a learned mart."""
     from orchestration.transform.dbt_commands import load_manifest, segment_models
 
-    learned = {
-        unique_id
-        for unique_id, node in load_manifest()["nodes"].items()
-        if node["resource_type"] == "model" and node["fqn"][1] == "learned"
-    }
+    learned = set(_learned_models())
     return {
         node["config"]["meta"]["segment"].get("name", node["name"])
         for node in segment_models(load_manifest())

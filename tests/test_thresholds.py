@@ -5,43 +5,19 @@ compiled with the var set, and its SQL run on hand-made marts."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import duckdb
 import pytest
-from dbt.cli.main import dbtRunner
 
-from orchestration.core.settings import DBT_PROJECT_DIR
-from orchestration.transform.dbt_commands import environment_variables
+from tests.conftest import compile_model
 
 VAR = "segments__high_abandoner_min_abandonments"
 
 
 def compile_segment(tmp_path: Path, value: object) -> tuple[str, Path]:
-    warehouse = tmp_path / "w.duckdb"
-    target = tmp_path / "target"
-    with environment_variables({"SEGMENTS_WAREHOUSE": str(warehouse)}):
-        result = dbtRunner().invoke(
-            [
-                "compile",
-                "--select",
-                "seg_high_cart_abandoners",
-                "--vars",
-                json.dumps({VAR: value}),
-                "--project-dir",
-                str(DBT_PROJECT_DIR),
-                "--profiles-dir",
-                str(DBT_PROJECT_DIR),
-                "--target-path",
-                str(target),
-                "--quiet",
-            ]
-        )
-    if not result.success:
-        return str(result.exception), warehouse
-    compiled = next(target.rglob("seg_high_cart_abandoners.sql")).read_text()
-    return compiled, warehouse
+    _, text = compile_model(tmp_path, "seg_high_cart_abandoners", {VAR: value})
+    return text, tmp_path / "w.duckdb"
 
 
 def members(warehouse: Path, sql: str) -> dict[str, int]:

@@ -21,12 +21,12 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from orchestration.activate.audience_files import read_thresholds
 from orchestration.assets.exports import EXPORT_ASSET
 from orchestration.core.targets import DUCKDB, fetch, readable_marts
 from orchestration.partitions import daily_partitions
 from orchestration.predict.score_marts import (
     read_clusters,
-    read_thresholds_table,
     read_validation,
 )
 from orchestration.resources import PipelineSettings, Warehouse, run_settings
@@ -105,15 +105,14 @@ def _learned_observations(selected, warehouse: Warehouse):
     with warehouse.connection() as conn:
         validation = read_validation(conn) if SCORE_EVALUATION in wanted else None
         clusters = read_clusters(conn) if USER_CLUSTERS in wanted else None
-        thresholds = read_thresholds_table(conn) if SEGMENT_THRESHOLDS in wanted else None
+        thresholds = read_thresholds(conn) if SEGMENT_THRESHOLDS in wanted else None
     if validation is not None:
         yield dg.AssetObservation(asset_key=USER_SCORES, metadata=_score_metadata(*validation))
     if clusters is not None and len(clusters):
         yield dg.AssetObservation(asset_key=USER_CLUSTERS, metadata=_cluster_metadata(clusters))
     if thresholds is not None:
         yield dg.AssetObservation(
-            asset_key=SEGMENT_THRESHOLDS,
-            metadata={"resolved": dg.MetadataValue.md(thresholds.to_markdown(index=False))},
+            asset_key=SEGMENT_THRESHOLDS, metadata={"resolved": dg.MetadataValue.json(thresholds)}
         )
 
 

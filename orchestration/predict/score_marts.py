@@ -1,6 +1,5 @@
-"""The learned marts as a run left them (scores, clusters, resolved thresholds), for the
-Dagster metadata and the report; apart from the models so that reading them does not load
-scikit-learn."""
+"""The learned marts as a run left them (scores, clusters), for the Dagster metadata and
+the report; apart from the models so that reading them does not load scikit-learn."""
 
 from __future__ import annotations
 
@@ -11,11 +10,7 @@ import pandas as pd
 def read_validation(conn: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """marts.score_evaluation and marts.score_calibration as the last run left them, or None
     where the scores are not built (a warehouse other than DuckDB)."""
-    present = conn.execute(
-        "select count(*) from information_schema.tables where table_schema = 'marts' "
-        "and table_name in ('score_evaluation', 'score_calibration')"
-    ).fetchone()[0]
-    if present < 2:
+    if not (_table_exists(conn, "score_evaluation") and _table_exists(conn, "score_calibration")):
         return None
     evaluation = conn.execute("select * from marts.score_evaluation order by score").df()
     calibration = conn.execute(
@@ -50,13 +45,4 @@ def read_clusters(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
         group by all
         order by model.cluster
         """
-    ).df()
-
-
-def read_thresholds_table(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
-    if not _table_exists(conn, "segment_thresholds"):
-        return None
-    return conn.execute(
-        "select segment, threshold_var, kind, applies_to, threshold_value "
-        "from marts.segment_thresholds order by segment, threshold_var, applies_to nulls first"
     ).df()
